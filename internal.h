@@ -23,6 +23,7 @@ struct mmf_syscalls {
 	int (*close)(int fd);
 	int (*fstat)(int fd, struct stat *st);
 	int (*fcntl_setfl)(int fd, int flags);
+	off_t (*lseek)(int fd, off_t off, int whence);
 	int (*ftruncate)(int fd, off_t len);
 	int (*fallocate)(int fd, int mode, off_t off, off_t len);
 	void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
@@ -69,10 +70,39 @@ struct mmapfile {
 	int prot;
 	bool mapless;           /* the descriptor cannot be mapped: pread/pwrite */
 	off_t file_len;         /* the file's length on disk: size + reserve */
-	_Atomic off_t size;     /* the logical size; stores under map_lock */
-	bool size_dirty;        /* size changed since the last sync */
-	int sticky[MMF_STICKY_COUNT]; /* -1: none given */
+	off_t limit;            /* writes below this need no growth */
+	_Atomic off_t size;     /* the logical size */
+	int sticky[MMF_STICKY_COUNT]; /* -1: none given; under map_lock */
+
+	pthread_mutex_t flush_lock;
+	void *ring;             /* io_uring for the flush, made on first use */
+	bool ring_tried;
 };
+
+/* Copies to and from the mapping.  Threads may copy the same file bytes at
+ * once, exactly as pread/pwrite on one descriptor may; that is the file's
+ * data, not the library's state, so ThreadSanitizer is told not to look. */
+#if defined(__SANITIZE_THREAD__)
+#define MMF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MMF_TSAN 1
+#endif
+#endif
+
+#ifdef MMF_TSAN
+__attribute__((no_sanitize("thread"), noinline))
+static void mmf_copy(void *dst, const void *src, size_t n)
+{
+	volatile unsigned char *d = dst;
+	const volatile unsigned char *s = src;
+	while (n--)
+		*d++ = *s++;
+}
+#else
+#include <string.h>
+#define mmf_copy memcpy
+#endif
 
 static inline void mmf_rdlock(struct mmapfile *f) { pthread_rwlock_rdlock(&f->map_lock); }
 static inline void mmf_wrlock(struct mmapfile *f) { pthread_rwlock_wrlock(&f->map_lock); }
@@ -90,19 +120,21 @@ static inline void mmf_set_size(struct mmapfile *f, off_t size)
 
 /* map.c: the mapping and the file's length.  All need map_lock exclusive. */
 MMF_HIDDEN int mmf_map_to(struct mmapfile *f, off_t len);
-MMF_HIDDEN int mmf_grow(struct mmapfile *f, off_t off, off_t end);
-MMF_HIDDEN int mmf_set_length(struct mmapfile *f, off_t len);
-MMF_HIDDEN int mmf_refresh(struct mmapfile *f);
+MMF_HIDDEN int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve);
+MMF_HIDDEN int mmf_cut(struct mmapfile *f, off_t len);
+MMF_HIDDEN int mmf_trim(struct mmapfile *f);
 MMF_HIDDEN void mmf_unmap(struct mmapfile *f);
+/* Learn growth or shrinking by others; takes map_lock itself. */
+MMF_HIDDEN int mmf_refresh(struct mmapfile *f);
 
 /* mmapfile.c: positional I/O shared by the cursor calls. */
 MMF_HIDDEN ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off);
-MMF_HIDDEN ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t off, bool append);
+/* Writes at *at, or at the end when append; *at is where it wrote. */
+MMF_HIDDEN ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append);
 
 /* sync.c */
-MMF_HIDDEN int mmf_trim_reserve(struct mmapfile *f);
-MMF_HIDDEN int mmf_sync_range(struct mmapfile *f, off_t off, off_t len);
-MMF_HIDDEN void mmf_sync_release(struct mmapfile *f);
+MMF_HIDDEN int mmf_sync_write(struct mmapfile *f, off_t off, size_t len);
+MMF_HIDDEN void mmf_flush_release(struct mmapfile *f);
 
 /* madvise.c */
 MMF_HIDDEN void mmf_reapply_advice(struct mmapfile *f);

@@ -1,0 +1,2 @@
+/* placeholder: the demo is being written */
+int main(void) { return 0; }

@@ -1,0 +1,149 @@
+/* madvise.c - the MADV_* constants, their names, and advice on a handle. */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+
+#define ADVICE(name) { MMAPFILE_MADV_##name, "MADV_" #name }
+static const struct {
+	int value;
+	const char *name;
+} advice_names[] = {
+	ADVICE(NORMAL), ADVICE(RANDOM), ADVICE(SEQUENTIAL), ADVICE(WILLNEED),
+	ADVICE(DONTNEED), ADVICE(FREE), ADVICE(REMOVE), ADVICE(DONTFORK),
+	ADVICE(DOFORK), ADVICE(MERGEABLE), ADVICE(UNMERGEABLE), ADVICE(HUGEPAGE),
+	ADVICE(NOHUGEPAGE), ADVICE(DONTDUMP), ADVICE(DODUMP), ADVICE(WIPEONFORK),
+	ADVICE(KEEPONFORK), ADVICE(COLD), ADVICE(PAGEOUT), ADVICE(POPULATE_READ),
+	ADVICE(POPULATE_WRITE), ADVICE(DONTNEED_LOCKED), ADVICE(COLLAPSE),
+	ADVICE(HWPOISON), ADVICE(SOFT_OFFLINE), ADVICE(GUARD_INSTALL),
+	ADVICE(GUARD_REMOVE),
+};
+#define N_ADVICE (sizeof advice_names / sizeof advice_names[0])
+
+const char *mmapfile_madvise_name(int advice)
+{
+	for (size_t i = 0; i < N_ADVICE; i++)
+		if (advice_names[i].value == advice)
+			return advice_names[i].name;
+	return NULL;
+}
+
+/* Compare ignoring case and reading '-' as '_'. */
+static bool same_name(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		char x = *a == '-' ? '_' : *a, y = *b == '-' ? '_' : *b;
+		if ((x | 0x20) != (y | 0x20) && !(x == '_' && y == '_'))
+			return false;
+		if (!x || !y)
+			return x == y;
+	}
+}
+
+static const char *skip_prefix(const char *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return strncasecmp(s, prefix, n) == 0 ? s + n : s;
+}
+
+int mmapfile_madvise_parse(const char *s)
+{
+	if (s) {
+		s = skip_prefix(skip_prefix(s, "MMAPFILE_"), "MADV_");
+		for (size_t i = 0; i < N_ADVICE; i++)
+			if (same_name(s, advice_names[i].name + 5))
+				return advice_names[i].value;
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/* Which lasting property of the mapping the advice sets, or -1. */
+static int sticky_kind(int advice)
+{
+	switch (advice) {
+	case MMAPFILE_MADV_NORMAL:
+	case MMAPFILE_MADV_RANDOM:
+	case MMAPFILE_MADV_SEQUENTIAL:
+		return MMF_STICKY_PATTERN;
+	case MMAPFILE_MADV_DONTFORK:
+	case MMAPFILE_MADV_DOFORK:
+		return MMF_STICKY_FORK;
+	case MMAPFILE_MADV_WIPEONFORK:
+	case MMAPFILE_MADV_KEEPONFORK:
+		return MMF_STICKY_WIPE;
+	case MMAPFILE_MADV_MERGEABLE:
+	case MMAPFILE_MADV_UNMERGEABLE:
+		return MMF_STICKY_MERGE;
+	case MMAPFILE_MADV_HUGEPAGE:
+	case MMAPFILE_MADV_NOHUGEPAGE:
+		return MMF_STICKY_HUGE;
+	case MMAPFILE_MADV_DONTDUMP:
+	case MMAPFILE_MADV_DODUMP:
+		return MMF_STICKY_DUMP;
+	default:
+		return -1;
+	}
+}
+
+/* After the mapping grew or moved (map_lock held exclusively). */
+void mmf_reapply_advice(struct mmapfile *f)
+{
+	for (int i = 0; i < MMF_STICKY_COUNT; i++)
+		if (f->sticky[i] >= 0)
+			mmf_sys.madvise(f->base, f->map_len, f->sticky[i]);
+}
+
+/* The kernel's verdict on the advice alone: a zero-length range is accepted
+ * exactly when the advice is. */
+static int advise_nothing(int advice)
+{
+	return mmf_sys.madvise(NULL, 0, advice);
+}
+
+/* Lasting advice for the whole file: the whole mapping, reserve included,
+ * so that growth within it keeps the advice too; recorded for remaps. */
+static int advise_lasting(struct mmapfile *f, int kind, int advice)
+{
+	mmf_wrlock(f);
+	int rc = f->base ? mmf_sys.madvise(f->base, f->map_len, advice) : advise_nothing(advice);
+	if (rc == 0)
+		f->sticky[kind] = advice;
+	mmf_unlock(f);
+	return rc;
+}
+
+static int advise_range(struct mmapfile *f, off_t off, size_t len, int advice)
+{
+	mmf_rdlock(f);
+	off_t page_mask = (off_t)f->page - 1;
+	off_t map_len = (off_t)f->map_len;
+	off_t start = off & ~page_mask;
+	off_t end = len ? off + (off_t)len : mmf_size(f);
+	end = end > map_len - page_mask ? map_len : (end + page_mask) & ~page_mask;
+	int rc;
+	if (len > 0 && start >= map_len) {
+		errno = ENOMEM; /* what the kernel says of an unmapped range */
+		rc = -1;
+	} else if (end <= start) {
+		rc = advise_nothing(advice);
+	} else {
+		rc = mmf_sys.madvise(f->base + start, (size_t)(end - start), advice);
+	}
+	mmf_unlock(f);
+	return rc;
+}
+
+int mmapfile_madvise(mmapfile_t *f, off_t off, size_t len, int advice)
+{
+	if (!f || off < 0 || len > (size_t)MMF_OFF_MAX || (off_t)len > MMF_OFF_MAX - off) {
+		errno = EINVAL;
+		return -1;
+	}
+	int kind = sticky_kind(advice);
+	if (off == 0 && len == 0 && kind >= 0)
+		return advise_lasting(f, kind, advice);
+	return advise_range(f, off, len, advice);
+}

@@ -1,0 +1,330 @@
+/* mmapfile.c - the handle: open, close, and reads and writes through the
+ * mapping. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef O_LARGEFILE
+#define O_LARGEFILE 0
+#endif
+
+#define MMF_OPEN_FLAGS (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_CLOEXEC | \
+                        O_NOFOLLOW | O_NOATIME | O_SYNC | O_DSYNC | O_LARGEFILE)
+
+/* Writes of at least this many bytes past the logical end go through
+ * pwrite(2): the pages there are untouched, and filling them through the
+ * mapping costs a page fault each. */
+#define MMF_PWRITE_MIN ((size_t)64 << 10)
+
+static void *fail(int err)
+{
+	errno = err;
+	return NULL;
+}
+
+static int fail_int(int err)
+{
+	errno = err;
+	return -1;
+}
+
+static void handle_free(struct mmapfile *f)
+{
+	pthread_mutex_destroy(&f->pos_lock);
+	pthread_mutex_destroy(&f->flush_lock);
+	pthread_rwlock_destroy(&f->map_lock);
+	free(f->name);
+	free(f);
+}
+
+static struct mmapfile *handle_new(const char *path, int flags)
+{
+	struct mmapfile *f = calloc(1, sizeof *f);
+	if (!f)
+		return NULL;
+	f->name = strdup(path);
+	if (!f->name) {
+		free(f);
+		return NULL;
+	}
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+#ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
+	/* Growth must not starve behind a stream of readers. */
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+	pthread_rwlock_init(&f->map_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&f->pos_lock, NULL);
+	pthread_mutex_init(&f->flush_lock, NULL);
+
+	int acc = flags & O_ACCMODE;
+	f->fd = -1;
+	f->readable = acc != O_WRONLY;
+	f->writable = acc != O_RDONLY;
+	f->append = (flags & O_APPEND) != 0;
+	f->sync_mode = (flags & O_SYNC) == O_SYNC ? O_SYNC : (flags & O_DSYNC) ? O_DSYNC : 0;
+	f->prot = f->writable ? PROT_READ | PROT_WRITE : PROT_READ;
+	f->page = (size_t)sysconf(_SC_PAGESIZE);
+	for (int i = 0; i < MMF_STICKY_COUNT; i++)
+		f->sticky[i] = -1;
+	return f;
+}
+
+/* Open the descriptor.  O_NONBLOCK keeps a FIFO from blocking the open; a
+ * mapping needs a readable descriptor, so write-only asks for O_RDWR first
+ * and works without a mapping when the file may not be read. */
+static int open_fd(struct mmapfile *f, const char *path, int flags, mode_t mode)
+{
+	int acc = flags & O_ACCMODE;
+	int sys_flags = (flags & ~(O_ACCMODE | O_APPEND)) | O_CLOEXEC | O_NONBLOCK;
+	int fd = mmf_sys.open(path, sys_flags | (acc == O_RDONLY ? O_RDONLY : O_RDWR), mode);
+	if (fd < 0 && errno == EACCES && acc == O_WRONLY) {
+		fd = mmf_sys.open(path, sys_flags | O_WRONLY, mode);
+		f->mapless = true;
+	}
+	if (fd < 0 && errno == ENXIO) {
+		/* A FIFO with no reader, or a socket. */
+		struct stat st;
+		if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			errno = ENODEV;
+	}
+	return fd;
+}
+
+static int check_file(struct mmapfile *f, struct stat *st)
+{
+	if (mmf_sys.fstat(f->fd, st) != 0)
+		return -1;
+	if (S_ISDIR(st->st_mode))
+		return fail_int(EISDIR);
+	if (!S_ISREG(st->st_mode))
+		return fail_int(ENODEV);
+	return 0;
+}
+
+mmapfile_t *mmapfile_open(const char *path, int flags, mode_t mode)
+{
+	if (!path || (flags & ~MMF_OPEN_FLAGS) || (flags & O_ACCMODE) == O_ACCMODE)
+		return fail(EINVAL);
+	struct mmapfile *f = handle_new(path, flags);
+	if (!f)
+		return fail(ENOMEM);
+	struct stat st;
+	f->fd = open_fd(f, path, flags, mode);
+	if (f->fd < 0 || check_file(f, &st) != 0 ||
+	    mmf_sys.fcntl_setfl(f->fd, flags & O_NOATIME) != 0)
+		goto out;
+	f->file_len = st.st_size;
+	mmf_set_size(f, st.st_size);
+	if (mmf_map_to(f, f->file_len) != 0)
+		goto out;
+	f->limit = f->mapless || (off_t)f->map_len > f->file_len ? f->file_len : (off_t)f->map_len;
+	return f;
+out:;
+	int err = errno;
+	if (f->fd >= 0)
+		mmf_sys.close(f->fd);
+	handle_free(f);
+	return fail(err);
+}
+
+mmapfile_t *mmapfile_create(const char *path, off_t size, int flags, mode_t mode)
+{
+	if (size < 0)
+		return fail(EINVAL);
+	mmapfile_t *f = mmapfile_open(path, (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_TRUNC, mode);
+	if (f && size > 0 && mmapfile_truncate(f, size) != 0) {
+		int err = errno;
+		mmapfile_close(f);
+		return fail(err);
+	}
+	return f;
+}
+
+int mmapfile_close(mmapfile_t *f)
+{
+	if (!f)
+		return fail_int(EINVAL);
+	int err = 0;
+	if (f->file_len != mmf_size(f) && mmf_sys.ftruncate(f->fd, mmf_size(f)) != 0)
+		err = errno;
+	mmf_unmap(f);
+	mmf_flush_release(f);
+	if (mmf_sys.close(f->fd) != 0 && !err)
+		err = errno;
+	handle_free(f);
+	return err ? fail_int(err) : 0;
+}
+
+/* The checks every read and write makes, in the kernel's order. */
+static int check_io(const struct mmapfile *f, bool write, const void *buf, size_t n, off_t off)
+{
+	if (!f)
+		return fail_int(EINVAL);
+	if (write ? !f->writable : !f->readable)
+		return fail_int(EBADF);
+	if (n > SSIZE_MAX || off < 0 || (off_t)n > MMF_OFF_MAX - off)
+		return fail_int(EINVAL);
+	if (n > 0 && !buf)
+		return fail_int(EINVAL);
+	return 0;
+}
+
+ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
+{
+	mmf_rdlock(f);
+	off_t size = mmf_size(f);
+	if ((off_t)n > size - off) {
+		/* Reaching the end: ask the file whether another process grew it. */
+		mmf_unlock(f);
+		if (mmf_refresh(f) != 0)
+			return -1;
+		mmf_rdlock(f);
+		size = mmf_size(f);
+	}
+	size_t k = 0;
+	if (off < size) {
+		k = (off_t)n < size - off ? n : (size_t)(size - off);
+		mmf_copy(buf, f->base + off, k);
+	}
+	mmf_unlock(f);
+	return (ssize_t)k;
+}
+
+static void raise_size(struct mmapfile *f, off_t end)
+{
+	off_t cur = mmf_size(f);
+	while (end > cur && !atomic_compare_exchange_weak(&f->size, &cur, end))
+		;
+}
+
+static ssize_t pwrite_all(struct mmapfile *f, const char *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = mmf_sys.pwrite(f->fd, buf + done, n - done, off + (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+/* Write under map_lock (shared, or exclusive after growth). */
+static ssize_t copy_in(struct mmapfile *f, const void *buf, size_t n, off_t off)
+{
+	ssize_t k = (ssize_t)n;
+	if (f->mapless || (n >= MMF_PWRITE_MIN && off >= mmf_size(f)))
+		k = pwrite_all(f, buf, n, off);
+	else
+		mmf_copy(f->base + off, buf, n);
+	if (k > 0)
+		raise_size(f, off + k);
+	return k;
+}
+
+ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
+{
+	off_t off = *at;
+	mmf_rdlock(f);
+	if (append)
+		off = mmf_size(f);
+	if ((off_t)n > MMF_OFF_MAX - off) {
+		mmf_unlock(f);
+		return fail_int(EFBIG);
+	}
+	if (off + (off_t)n > f->limit) {
+		mmf_unlock(f);
+		mmf_wrlock(f);
+		if (append)
+			off = mmf_size(f);
+		if (off + (off_t)n > f->limit && mmf_grow(f, off, off + (off_t)n, true) != 0) {
+			mmf_unlock(f);
+			return -1;
+		}
+	}
+	ssize_t k = copy_in(f, buf, n, off);
+	mmf_unlock(f);
+	*at = off;
+	if (k > 0 && f->sync_mode && mmf_sync_write(f, off, (size_t)k) != 0)
+		return -1;
+	return k;
+}
+
+ssize_t mmapfile_readat(mmapfile_t *f, void *buf, size_t n, off_t off)
+{
+	if (check_io(f, false, buf, n, off) != 0)
+		return -1;
+	return n ? mmf_readat(f, buf, n, off) : 0;
+}
+
+ssize_t mmapfile_writeat(mmapfile_t *f, const void *buf, size_t n, off_t off)
+{
+	if (check_io(f, true, buf, n, off) != 0)
+		return -1;
+	if (f->append)
+		return fail_int(EINVAL);
+	return n ? mmf_writeat(f, buf, n, &off, false) : 0;
+}
+
+ssize_t mmapfile_read(mmapfile_t *f, void *buf, size_t n)
+{
+	if (check_io(f, false, buf, n, 0) != 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&f->pos_lock);
+	ssize_t k = (off_t)n > MMF_OFF_MAX - f->cursor ? fail_int(EINVAL)
+	                                                : mmf_readat(f, buf, n, f->cursor);
+	if (k > 0)
+		f->cursor += k;
+	pthread_mutex_unlock(&f->pos_lock);
+	return k;
+}
+
+ssize_t mmapfile_write(mmapfile_t *f, const void *buf, size_t n)
+{
+	if (check_io(f, true, buf, n, 0) != 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&f->pos_lock);
+	off_t off = f->cursor;
+	ssize_t k = !f->append && (off_t)n > MMF_OFF_MAX - off
+	                ? fail_int(EINVAL)
+	                : mmf_writeat(f, buf, n, &off, f->append);
+	if (k > 0)
+		f->cursor = off + k;
+	pthread_mutex_unlock(&f->pos_lock);
+	return k;
+}
+
+off_t mmapfile_size(mmapfile_t *f)
+{
+	if (!f)
+		return fail_int(EINVAL);
+	return mmf_size(f);
+}
+
+const char *mmapfile_name(const mmapfile_t *f)
+{
+	if (!f)
+		return fail(EINVAL);
+	return f->name;
+}
+
+int mmapfile_fd(const mmapfile_t *f)
+{
+	if (!f)
+		return fail_int(EINVAL);
+	return f->fd;
+}

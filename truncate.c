@@ -1,0 +1,32 @@
+/* truncate.c - setting the size. */
+#include "internal.h"
+
+#include <errno.h>
+
+static int set_size(struct mmapfile *f, off_t size)
+{
+	off_t cur = mmf_size(f);
+	if (size >= cur && size <= f->file_len) {
+		/* Within the reserve, which is zeros already. */
+		mmf_set_size(f, size);
+		return 0;
+	}
+	if (size < cur)
+		return mmf_cut(f, size);
+	if (mmf_grow(f, cur, size, false) != 0)
+		return -1;
+	mmf_set_size(f, size);
+	return 0;
+}
+
+int mmapfile_truncate(mmapfile_t *f, off_t size)
+{
+	if (!f || !f->writable || size < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	mmf_wrlock(f);
+	int rc = set_size(f, size);
+	mmf_unlock(f);
+	return rc;
+}
