@@ -18,9 +18,11 @@
                         O_NOFOLLOW | O_NOATIME | O_SYNC | O_DSYNC | O_LARGEFILE)
 
 /* Writes of at least this many bytes past the logical end go through
- * pwrite(2): the pages there are untouched, and filling them through the
- * mapping costs a page fault each. */
-#define MMF_PWRITE_MIN ((size_t)64 << 10)
+ * pwrite(2) into the same page cache: the pages there are untouched, and
+ * filling them through the mapping costs a page fault each.  Measured on
+ * fallocated pages: 4 KiB chunks equal, 16 KiB 3.2 vs 2.8 GB/s, 1 MiB 5.8 vs
+ * 3.1 GB/s in favour of pwrite. */
+#define MMF_PWRITE_MIN ((size_t)16 << 10)
 
 static void *fail(int err)
 {
