@@ -115,6 +115,7 @@ static int advise_lasting(struct mmapfile *f, int kind, int advice)
 	return rc;
 }
 
+/* A range of the file; one that starts past the mapping is not mapped. */
 static int advise_range(struct mmapfile *f, off_t off, size_t len, int advice)
 {
 	mmf_rdlock(f);
@@ -124,7 +125,7 @@ static int advise_range(struct mmapfile *f, off_t off, size_t len, int advice)
 	off_t end = len ? off + (off_t)len : mmf_size(f);
 	end = end > map_len - page_mask ? map_len : (end + page_mask) & ~page_mask;
 	int rc;
-	if (len > 0 && start >= map_len) {
+	if (start >= map_len && (off > 0 || len > 0)) {
 		errno = ENOMEM; /* what the kernel says of an unmapped range */
 		rc = -1;
 	} else if (end <= start) {

@@ -102,7 +102,7 @@ struct run {
 	off_t size, cursor;       /* the oracle's, before the current op */
 	struct op op;
 	char desc[256];
-	char hist[HIST][256];
+	char hist[HIST][448];
 	long hist_idx[HIST];
 	bool trace;
 	unsigned char *wbuf, *mbuf, *obuf;
