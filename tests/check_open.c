@@ -90,8 +90,10 @@ static void assert_same_file(const char *a, const char *b)
 
 static void assert_zeros(const unsigned char *p, size_t n, const char *what)
 {
+	/* Check's assertions are costly when they pass: find the byte first. */
 	for (size_t i = 0; i < n; i++)
-		ck_assert_msg(p[i] == 0, "%s: byte %zu is %#x, not 0", what, i, p[i]);
+		if (p[i] != 0)
+			ck_abort_msg("%s: byte %zu is %#x, not 0", what, i, p[i]);
 }
 
 /* Expect mmapfile_open to fail exactly as open(2) does with the same flags
@@ -1226,7 +1228,7 @@ START_TEST(test_large_file)
 	unsigned char pat[64], got[64], w[40];
 	tu_fill(pat, sizeof pat, 77);
 	tu_fill(w, sizeof w, 78);
-	const off_t offs[] = {4 * G - 32, 4 * G, 4 * G + 4095, big - 64};
+	const off_t offs[] = {4 * G - 32, 4 * G + 100, 4 * G + 4095, big - 64};
 	for (size_t i = 0; i < 4; i++)
 		ck_assert_int_eq(pwrite(fd, pat, sizeof pat, offs[i]), (ssize_t)sizeof pat);
 

@@ -39,6 +39,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +206,71 @@ static void oracle_fail(struct run *r, int line, const char *fmt, ...)
 }
 
 #define EXPECT(r, cond, ...) do { if (!(cond)) oracle_fail((r), __LINE__, __VA_ARGS__); } while (0)
+
+/* A crash (SIGSEGV/SIGBUS from a bad copy) names the seed and the op too;
+ * then the previous handler (the default, or a sanitizer's) takes over when
+ * the faulting access runs again. */
+static struct run *volatile crash_run;
+static struct sigaction old_segv, old_bus;
+
+static void put(const char *s)
+{
+	ssize_t w = write(STDERR_FILENO, s, strlen(s));
+	(void)w;
+}
+
+static void put_num(uint64_t v)
+{
+	char d[24];
+	int i = sizeof d - 1;
+	d[i] = '\0';
+	do
+		d[--i] = (char)('0' + v % 10);
+	while ((v /= 10) && i > 0);
+	put(d + i);
+}
+
+static void on_crash(int sig)
+{
+	struct run *r = crash_run;
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	if (!r)
+		return;
+	put("check_oracle: ");
+	put(sig == SIGBUS ? "SIGBUS" : "SIGSEGV");
+	put(" at seed ");
+	put_num(r->seed);
+	put(" op ");
+	put_num(r->idx >= 0 ? (uint64_t)r->idx : 0);
+	if (r->idx >= 0) {
+		put(": ");
+		put(r->hist[r->idx % HIST]);
+	}
+	put("\ncheck_oracle: reproduce with MMAPFILE_ORACLE_SEED=");
+	put_num(r->seed);
+	put(" MMAPFILE_ORACLE_OPS=");
+	put_num(r->idx >= 0 ? (uint64_t)r->idx + 1 : 1);
+	put("\n");
+}
+
+static void catch_crashes(struct run *r)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_crash;
+	sigemptyset(&sa.sa_mask);
+	crash_run = r;
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+}
+
+static void release_crashes(void)
+{
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	crash_run = NULL;
+}
 
 /* ---- random choices ---------------------------------------------------- */
 
@@ -846,8 +912,10 @@ START_TEST(test_oracle)
 	ck_assert(r->wbuf && r->mbuf && r->obuf);
 
 	unsigned long long first = one ? only : 1, last = one ? only : seeds;
+	catch_crashes(r);
 	for (unsigned long long s = first; s <= last && (one || seeds > 0); s++)
 		run_seed(r, s, (long)ops);
+	release_crashes();
 
 	unsigned long total = 0;
 	for (int k = 0; k < OP_KINDS; k++)
