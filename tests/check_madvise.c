@@ -894,6 +894,76 @@ START_TEST(test_madvise_widened_range_smaps)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Advice on part of the file splits the mapping into several VMAs with
+ * different flags; growing, shrinking and writing must work all the same
+ * (as they do on a descriptor, whatever madvise said).  The oracle is a
+ * plain descriptor doing the same writes and truncates on a second file. */
+
+static const int splitting_advice[] = {
+	MMAPFILE_MADV_RANDOM, MMAPFILE_MADV_SEQUENTIAL, MMAPFILE_MADV_DONTDUMP,
+	MMAPFILE_MADV_DONTFORK, MMAPFILE_MADV_NOHUGEPAGE,
+};
+#define N_SPLITTING (sizeof splitting_advice / sizeof splitting_advice[0])
+
+START_TEST(test_madvise_range_then_resize)
+{
+	int adv = splitting_advice[_i];
+	size_t p = page_size();
+	const char *path = tu_path("f"), *opath = tu_path("oracle");
+	size_t n0 = 4 * p + 10;
+	unsigned char *buf = malloc(1 << 20);
+	ck_assert_ptr_nonnull(buf);
+	tu_fill(buf, 1 << 20, 13);
+	mmapfile_t *f = mmapfile_create(path, 0, O_RDWR, 0644);
+	ck_assert_ptr_nonnull(f);
+	int fd = open(opath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+
+	ck_assert_int_eq(mmapfile_write(f, buf, n0), (ssize_t)n0);
+	ck_assert_int_eq(write(fd, buf, n0), (ssize_t)n0);
+	/* The second page only: the mapping is now three VMAs. */
+	ck_assert_int_eq(mmapfile_madvise(f, (off_t)p, p, adv), 0);
+
+	errno = 0;
+	ssize_t w = mmapfile_write(f, buf, 1 << 20);
+	ck_assert_msg(w == 1 << 20, "%s on one page, then a 1 MiB append: %zd (%s)",
+		      mmapfile_madvise_name(adv), w, strerror(errno));
+	ck_assert_int_eq(write(fd, buf, 1 << 20), 1 << 20);
+	errno = 0;
+	int r = mmapfile_truncate(f, 8 << 20);
+	ck_assert_msg(r == 0, "%s on one page, then truncate up: %s", mmapfile_madvise_name(adv),
+		      strerror(errno));
+	ck_assert_int_eq(ftruncate(fd, 8 << 20), 0);
+	errno = 0;
+	w = mmapfile_writeat(f, buf, 5000, (off_t)(12 << 20) + 3);
+	ck_assert_msg(w == 5000, "%s on one page, then writeat past the end: %zd (%s)",
+		      mmapfile_madvise_name(adv), w, strerror(errno));
+	ck_assert_int_eq(pwrite(fd, buf, 5000, (off_t)(12 << 20) + 3), 5000);
+	errno = 0;
+	r = mmapfile_truncate(f, (off_t)(2 * p + 5));
+	ck_assert_msg(r == 0, "%s on one page, then truncate down: %s", mmapfile_madvise_name(adv),
+		      strerror(errno));
+	ck_assert_int_eq(ftruncate(fd, (off_t)(2 * p + 5)), 0);
+	w = mmapfile_writeat(f, buf + 7, 3 * p, (off_t)p + 1);
+	ck_assert_msg(w == (ssize_t)(3 * p), "writeat after the shrink: %zd (%s)", w, strerror(errno));
+	ck_assert_int_eq(pwrite(fd, buf + 7, 3 * p, (off_t)p + 1), (ssize_t)(3 * p));
+
+	struct stat st;
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(mmapfile_size(f), st.st_size);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	close(fd);
+	size_t na, nb;
+	unsigned char *a = tu_read_file(path, &na), *b = tu_read_file(opath, &nb);
+	ck_assert_uint_eq(na, nb);
+	ck_assert_mem_eq(a, b, na);
+	free(a);
+	free(b);
+	free(buf);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Whole-file advice survives growth and a move of the mapping. */
 
 static const struct {
@@ -926,9 +996,9 @@ static void *block_after(const char *path)
 	if (m == MAP_FAILED || m != (void *)end) {
 		if (m != MAP_FAILED)
 			munmap(m, page_size());
-		fprintf(stderr, "check_madvise: the page after the mapping is taken already (%s); "
-				"the mapping cannot grow in place anyway\n",
-			m == MAP_FAILED ? strerror(errno) : "elsewhere");
+		fprintf(stderr, "check_madvise: note: another mapping already follows the "
+				"handle's (%s), so it cannot grow in place anyway\n",
+			m == MAP_FAILED ? strerror(errno) : "placed elsewhere");
 		return NULL;
 	}
 	return m;
@@ -1088,6 +1158,7 @@ int main(void)
 	tcase_add_test(tc, test_madvise_data_intact);
 	tcase_add_test(tc, test_madvise_remove_matches_oracle);
 	tcase_add_test(tc, test_madvise_widened_range_smaps);
+	tcase_add_loop_test(tc, test_madvise_range_then_resize, 0, (int)N_SPLITTING);
 	suite_add_tcase(s, tc);
 
 	tc = tu_tcase("lasting", 60);

@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -946,6 +945,35 @@ START_TEST(test_create_forces_rdwr)
 }
 END_TEST
 
+/* A size past what the file system allows: the error ftruncate gives (EFBIG
+ * on most file systems); the file stays, empty (DESIGN.md). */
+START_TEST(test_create_too_big)
+{
+	const char *q = tu_path("oracle");
+	int fd = open(q, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	errno = 0;
+	int r = ftruncate(fd, INT64_MAX);
+	int e = errno;
+	close(fd);
+	if (r == 0) {
+		printf("SKIPPED create past the file system's limit: %s takes a size of INT64_MAX\n", tu_dir());
+		return;
+	}
+	const char *p = tu_path("f");
+	tu_write_file(p, "previous", 8);
+	errno = 0;
+	mmapfile_t *m = mmapfile_create(p, INT64_MAX, O_RDWR, 0644);
+	int me = errno;
+	if (m)
+		mmapfile_close(m);
+	ck_assert_msg(m == NULL && me == e, "create(INT64_MAX): %p, %s; ftruncate gives %s", (void *)m,
+		      strerror(me), strerror(e));
+	ck_assert(exists(p));
+	ck_assert_int_eq(tu_file_size(p), 0);
+}
+END_TEST
+
 START_TEST(test_create_excl)
 {
 	const char *p = tu_path("f");
@@ -1138,6 +1166,27 @@ struct wronly_arg {
 	char m[PATH_MAX], f[PATH_MAX];
 };
 
+/* In the child: compare the two files byte for byte.  They are 0200, so the
+ * owner makes them readable for the comparison and write-only again. */
+static void child_compare(const char *x, const char *y, const char *when)
+{
+	static unsigned char dx[1 << 16], dy[1 << 16];
+	CCHECK(chmod(x, 0600) == 0 && chmod(y, 0600) == 0, "%s: chmod: %s", when, strerror(errno));
+	ssize_t n[2];
+	const char *paths[2] = {x, y};
+	unsigned char *bufs[2] = {dx, dy};
+	for (int i = 0; i < 2; i++) {
+		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+		CCHECK(fd >= 0, "%s: open %s: %s", when, paths[i], strerror(errno));
+		n[i] = read(fd, bufs[i], sizeof dx);
+		CCHECK(n[i] >= 0 && (size_t)n[i] < sizeof dx, "%s: read %s", when, paths[i]);
+		close(fd);
+	}
+	CCHECK(n[0] == n[1], "%s: %zd bytes on disk, oracle %zd", when, n[0], n[1]);
+	CCHECK(memcmp(dx, dy, (size_t)n[0]) == 0, "%s: contents differ from the oracle", when);
+	CCHECK(chmod(x, 0200) == 0 && chmod(y, 0200) == 0, "%s: chmod back: %s", when, strerror(errno));
+}
+
 static void child_wronly(void *p)
 {
 	struct wronly_arg *a = p;
@@ -1191,6 +1240,41 @@ static void child_wronly(void *p)
 	CCHECK(mmapfile_size(m) == st.st_size, "size %lld, oracle %lld", (long long)mmapfile_size(m),
 	       (long long)st.st_size);
 	CCHECK(mmapfile_sync(m) == 0, "sync: %s", strerror(errno));
+	CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
+	close(fd);
+	child_compare(a->m, a->f, "after O_WRONLY writes");
+
+	/* O_APPEND on the same write-only file: writes land at the end,
+	 * writeat is EINVAL, reads are still EBADF. */
+	m = mmapfile_open(a->m, O_WRONLY | O_APPEND, 0);
+	CCHECK(m != NULL, "mmapfile_open O_WRONLY|O_APPEND on a 0200 file: %s", strerror(errno));
+	fd = open(a->f, O_WRONLY | O_APPEND | O_CLOEXEC);
+	CCHECK(fd >= 0, "oracle open: %s", strerror(errno));
+	CCHECK(mmapfile_seek(m, 5, SEEK_SET) == 5, "seek: %s", strerror(errno));
+	CCHECK(lseek(fd, 5, SEEK_SET) == 5, "oracle lseek");
+	for (int i = 0; i < 30; i++) {
+		CCHECK(mmapfile_write(m, more + i * 7, 300) == 300, "append %d: %s", i, strerror(errno));
+		CCHECK(write(fd, more + i * 7, 300) == 300, "oracle append");
+	}
+	errno = 0;
+	CCHECK(mmapfile_writeat(m, more, 10, 0) == -1 && errno == EINVAL, "writeat on O_APPEND: %s",
+	       strerror(errno));
+	errno = 0;
+	CCHECK(mmapfile_read(m, b, sizeof b) == -1 && errno == EBADF, "read on O_WRONLY|O_APPEND: %s",
+	       strerror(errno));
+	CCHECK(mmapfile_seek(m, 0, SEEK_CUR) == lseek(fd, 0, SEEK_CUR), "cursor after appends");
+	CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
+	close(fd);
+	child_compare(a->m, a->f, "after O_APPEND writes");
+
+	/* O_TRUNC on it: emptied, as by open(2). */
+	m = mmapfile_open(a->m, O_WRONLY | O_TRUNC, 0);
+	CCHECK(m != NULL, "mmapfile_open O_WRONLY|O_TRUNC on a 0200 file: %s", strerror(errno));
+	fd = open(a->f, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	CCHECK(fd >= 0, "oracle open: %s", strerror(errno));
+	CCHECK(mmapfile_size(m) == 0, "size after O_TRUNC: %lld", (long long)mmapfile_size(m));
+	CCHECK(mmapfile_write(m, more, 4321) == 4321, "write after O_TRUNC: %s", strerror(errno));
+	CCHECK(write(fd, more, 4321) == 4321, "oracle write");
 	CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
 	close(fd);
 }
@@ -1315,6 +1399,7 @@ int main(void)
 	tcase_add_test(tc, test_create_negative_size);
 	tcase_add_test(tc, test_create_forces_rdwr);
 	tcase_add_test(tc, test_create_excl);
+	tcase_add_test(tc, test_create_too_big);
 	suite_add_tcase(s, tc);
 
 	tc = tu_tcase("close", 10);

@@ -404,6 +404,18 @@ START_TEST(test_seek_overflow)
 		ck_assert_int_eq(lseek(t.fd, bad[i].off, bad[i].whence), -1);
 		ck_assert_int_eq(errno, EINVAL);
 	}
+	/* Past the largest offset the file system allows: as lseek says (EINVAL
+	 * on most), and a failure leaves the cursor alone. */
+	const off_t far[] = {INT64_MAX, (off_t)1 << 62, INT64_MAX - 100};
+	for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+		ck_assert_int_eq(twin_seek(&t, 100, SEEK_SET), 100);
+		if (twin_seek(&t, far[i], SEEK_SET) < 0)
+			ck_assert_int_eq(cursor(t.m), 100);
+		ck_assert_int_eq(twin_seek(&t, 100, SEEK_SET), 100);
+		if (twin_seek(&t, far[i] - 100, SEEK_CUR) < 0)
+			ck_assert_int_eq(cursor(t.m), 100);
+		twin_check(&t);
+	}
 	twin_check(&t);
 	twin_close_check(&t);
 }
@@ -531,6 +543,10 @@ START_TEST(test_seek_end_external_growth_after_sync)
 	tu_fill(buf, sizeof buf, 15);
 	for (int i = 0; i < 20; i++)
 		ck_assert_int_eq(mmapfile_write(m, buf, sizeof buf), (ssize_t)sizeof buf);
+	/* The reserve the appends made is not part of the file. */
+	ck_assert_int_eq(mmapfile_seek(m, 0, SEEK_END), 20000);
+	ck_assert_int_eq(mmapfile_size(m), 20000);
+	ck_assert_int_eq(mmapfile_read(m, buf, sizeof buf), 0);
 	ck_assert_int_eq(mmapfile_sync(m), 0);
 	ck_assert_int_eq(tu_file_size(p), 20000);
 	int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,17 @@
 #include <unistd.h>
 
 static char dir[4096];
-static char paths[8][4096];
+static char paths[8][sizeof dir + 256];
 static unsigned next_path;
 
 void tu_setup(void)
 {
+	/* A failed assertion ends the forked test with exit(): clean up then too. */
+	static bool registered;
+	if (!registered) {
+		atexit(tu_teardown);
+		registered = true;
+	}
 	const char *tmp = getenv("TMPDIR");
 	snprintf(dir, sizeof dir, "%s/mmapfile-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
@@ -46,7 +53,8 @@ const char *tu_dir(void)
 const char *tu_path(const char *name)
 {
 	char *p = paths[next_path++ % 8];
-	snprintf(p, sizeof paths[0], "%s/%s", dir, name);
+	int n = snprintf(p, sizeof paths[0], "%s/%s", dir, name);
+	ck_assert_msg(n > 0 && (size_t)n < sizeof paths[0], "path too long: %s", name);
 	return p;
 }
 
