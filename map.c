@@ -28,10 +28,11 @@ static size_t page_round(const struct mmapfile *f, off_t len)
 	return ((size_t)len + f->page - 1) & ~(f->page - 1);
 }
 
-#ifndef MMF_USE_MREMAP
-/* Without mremap: map the new length first, so a failure leaves the old
- * mapping as it was; shrinking unmaps the tail in place. */
-static void *remap(struct mmapfile *f, size_t want)
+/* Map the new length first, so that a failure leaves the old mapping as it
+ * was; shrinking unmaps the tail in place.  The path for systems without
+ * mremap, and for a mapping that range advice has split into several areas
+ * (which mremap refuses with EFAULT). */
+static void *remap_fresh(struct mmapfile *f, size_t want)
 {
 	if (want < f->map_len) {
 		if (mmf_sys.munmap(f->base + want, f->map_len - want) != 0)
@@ -43,12 +44,16 @@ static void *remap(struct mmapfile *f, size_t want)
 		mmf_sys.munmap(f->base, f->map_len);
 	return p;
 }
-#else
+
 static void *remap(struct mmapfile *f, size_t want)
 {
-	return mmf_sys.mremap(f->base, f->map_len, want, MREMAP_MAYMOVE);
-}
+#ifdef MMF_USE_MREMAP
+	void *p = mmf_sys.mremap(f->base, f->map_len, want, MREMAP_MAYMOVE);
+	if (p != MAP_FAILED || errno != EFAULT)
+		return p;
 #endif
+	return remap_fresh(f, want);
+}
 
 /* Make the mapping exactly [0, round_up(len)). */
 int mmf_map_to(struct mmapfile *f, off_t len)

@@ -121,7 +121,7 @@ static void write_words_file(const char *path, size_t size)
 /* Concurrent mmapfile_read: each call consumes a distinct range. */
 
 #define RD_THREADS 8
-#define RD_SIZE ((size_t)(2u << 20) + 5)
+#define RD_SIZE ((size_t)(1u << 20) + 5)
 #define RD_MAX 8192
 
 struct range {
@@ -243,7 +243,7 @@ END_TEST
 /* Concurrent mmapfile_write of fixed-size records. */
 
 #define WR_THREADS 6
-#define WR_RECS 1500
+#define WR_RECS 1000
 #define REC 48
 #define HDR 100
 
@@ -407,7 +407,7 @@ END_TEST
 /* SEEK_CUR and read advances by many threads are never lost. */
 
 #define SK_THREADS 6
-#define SK_ITERS 3000
+#define SK_ITERS 2000
 #define SK_STEP 16
 
 struct sk_arg {
@@ -459,7 +459,7 @@ END_TEST
 
 #define RW_THREADS 6
 #define RW_REGION ((size_t)192 * 1024 + 123)
-#define RW_OPS 500
+#define RW_OPS 400
 
 struct rw_arg {
 	mmapfile_t *f;
@@ -562,7 +562,7 @@ END_TEST
 /* readat, size, sync and madvise while another thread grows the file by
  * appending (remaps and moves). */
 
-#define GR_SIZE ((size_t)8 << 20)
+#define GR_SIZE ((size_t)4 << 20)
 #define GR_READERS 3
 
 struct gr_shared {
