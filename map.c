@@ -30,8 +30,8 @@ static size_t page_round(const struct mmapfile *f, off_t len)
 
 /* Map the new length first, so that a failure leaves the old mapping as it
  * was; shrinking unmaps the tail in place.  The path for systems without
- * mremap, and for a mapping that range advice has split into several areas
- * (which mremap refuses with EFAULT). */
+ * mremap, and whenever mremap refuses: a mapping that range advice has split
+ * into several areas (EFAULT), or valgrind's mremap (ENOMEM). */
 static void *remap_fresh(struct mmapfile *f, size_t want)
 {
 	if (want < f->map_len) {
@@ -49,7 +49,7 @@ static void *remap(struct mmapfile *f, size_t want)
 {
 #ifdef MMF_USE_MREMAP
 	void *p = mmf_sys.mremap(f->base, f->map_len, want, MREMAP_MAYMOVE);
-	if (p != MAP_FAILED || errno != EFAULT)
+	if (p != MAP_FAILED)
 		return p;
 #endif
 	return remap_fresh(f, want);

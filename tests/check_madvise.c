@@ -774,7 +774,7 @@ static int file_vmas(const char *path, struct vma *out, int max, const void *ski
 			out[n].flags[0] = '\0';
 			cur = n++;
 		} else if (cur >= 0 && strncmp(line, "VmFlags:", 8) == 0) {
-			snprintf(out[cur].flags, sizeof out[cur].flags, "%s", line + 8);
+			snprintf(out[cur].flags, sizeof out[cur].flags, "%.200s", line + 8);
 			out[cur].flags[strcspn(out[cur].flags, "\n")] = '\0';
 		}
 	}

@@ -243,7 +243,7 @@ END_TEST
 /* Concurrent mmapfile_write of fixed-size records. */
 
 #define WR_THREADS 6
-#define WR_RECS 1000
+#define WR_RECS 600
 #define REC 48
 #define HDR 100
 
@@ -407,7 +407,7 @@ END_TEST
 /* SEEK_CUR and read advances by many threads are never lost. */
 
 #define SK_THREADS 6
-#define SK_ITERS 2000
+#define SK_ITERS 1000
 #define SK_STEP 16
 
 struct sk_arg {
