@@ -17,6 +17,8 @@
  *   - pread/pwrite with a negative offset on a handle of the wrong access
  *     mode is EBADF (the kernel checks the offset first: EINVAL);
  *   - whence SEEK_DATA/SEEK_HOLE is EINVAL (the kernel accepts them).
+ * (An n larger than the test's buffers is also held to the model rather
+ * than handed to the kernel; a descriptor gives the same errno there.)
  * Writes and truncates stay below CAP (4 MiB), far below any file system's
  * maximum (EFBIG), and seek targets below 2^33 (the kernel refuses a seek
  * past the file system's maximum file size, which the library need not).
@@ -28,7 +30,7 @@
  *   MMAPFILE_ORACLE_SEED   run only this seed (to reproduce a failure)
  *   MMAPFILE_ORACLE_TRACE  non-empty: print every operation to stderr
  * A failure names the seed, the operation's index and the operation, and
- * prints the operations that led to it.
+ * prints the operations that led to it; so does a SIGSEGV/SIGBUS.
  */
 #define _GNU_SOURCE
 #include "testutil.h"
