@@ -168,11 +168,11 @@ int mmapfile_close(mmapfile_t *f)
 /* The checks every read and write makes, in the kernel's order. */
 static int check_io(const struct mmapfile *f, bool write, const void *buf, size_t n, off_t off)
 {
-	if (!f)
+	if (!f || off < 0) /* pread/pwrite refuse a negative offset before anything */
 		return fail_int(EINVAL);
 	if (write ? !f->writable : !f->readable)
 		return fail_int(EBADF);
-	if (n > SSIZE_MAX || off < 0 || (off_t)n > MMF_OFF_MAX - off)
+	if (n > SSIZE_MAX || (off_t)n > MMF_OFF_MAX - off)
 		return fail_int(EINVAL);
 	if (n > 0 && !buf)
 		return fail_int(EINVAL);

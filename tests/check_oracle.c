@@ -14,8 +14,6 @@
  *   - writeat on a writable O_APPEND handle is EINVAL (pwrite would append);
  *   - a NULL buffer with n > 0 is EINVAL (the kernel: EFAULT, or 0 at EOF);
  *   - n > SSIZE_MAX is EINVAL (the kernel: EFAULT);
- *   - pread/pwrite with a negative offset on a handle of the wrong access
- *     mode is EBADF (the kernel checks the offset first: EINVAL);
  *   - whence SEEK_DATA/SEEK_HOLE is EINVAL (the kernel accepts them).
  * (An n larger than the test's buffers is also held to the model rather
  * than handed to the kernel; a descriptor gives the same errno there.)
@@ -582,10 +580,10 @@ static void op_read(struct run *r, bool positional)
 	bool rd = readable(r->flags);
 	bool overflow = positional && o->off >= 0 && o->n <= (size_t)OFF_MAX && o->off > OFF_MAX - (off_t)o->n;
 	/* The error DESIGN.md's order gives, before any transfer. */
-	int derr = !rd ? EBADF : o->n > SSIZE_MAX ? EINVAL : positional && o->off < 0 ? EINVAL
+	int derr = positional && o->off < 0 ? EINVAL : !rd ? EBADF : o->n > SSIZE_MAX ? EINVAL
 		: overflow ? EINVAL : o->n == 0 ? 0 : o->null_buf ? EINVAL : 0;
 	/* Where a Linux descriptor answers otherwise (see the top). */
-	bool deviates = positional && o->off < 0 ? !rd
+	bool deviates = positional && o->off < 0 ? false
 		: rd && (o->n > SSIZE_MAX || (o->null_buf && o->n > 0 && !overflow));
 	/* n larger than the buffers (an error either way, the same one for a
 	 * descriptor) is not handed to the kernel: valgrind would object. */
@@ -626,10 +624,10 @@ static void op_write(struct run *r, bool positional)
 	const struct op *o = &r->op;
 	bool wr = writable(r->flags), app = appending(r->flags);
 	bool overflow = positional && o->off >= 0 && o->n <= (size_t)OFF_MAX && o->off > OFF_MAX - (off_t)o->n;
-	int derr = !wr ? EBADF : positional && app ? EINVAL : o->n > SSIZE_MAX ? EINVAL
-		: positional && o->off < 0 ? EINVAL : overflow ? EINVAL
+	int derr = positional && o->off < 0 ? EINVAL : !wr ? EBADF : positional && app ? EINVAL
+		: o->n > SSIZE_MAX ? EINVAL : overflow ? EINVAL
 		: o->n == 0 ? 0 : o->null_buf ? EINVAL : 0;
-	bool deviates = positional && o->off < 0 ? !wr
+	bool deviates = positional && o->off < 0 ? false
 		: wr && ((positional && app) || o->n > SSIZE_MAX || (o->null_buf && o->n > 0 && !overflow));
 	deviates = deviates || o->n > BUFSZ;
 
