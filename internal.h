@@ -79,30 +79,6 @@ struct mmapfile {
 	bool ring_tried;
 };
 
-/* Copies to and from the mapping.  Threads may copy the same file bytes at
- * once, exactly as pread/pwrite on one descriptor may; that is the file's
- * data, not the library's state, so ThreadSanitizer is told not to look. */
-#if defined(__SANITIZE_THREAD__)
-#define MMF_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MMF_TSAN 1
-#endif
-#endif
-
-#ifdef MMF_TSAN
-__attribute__((no_sanitize("thread"), noinline))
-static void mmf_copy(void *dst, const void *src, size_t n)
-{
-	volatile unsigned char *d = dst;
-	const volatile unsigned char *s = src;
-	while (n--)
-		*d++ = *s++;
-}
-#else
-#include <string.h>
-#define mmf_copy memcpy
-#endif
 
 static inline void mmf_rdlock(struct mmapfile *f) { pthread_rwlock_rdlock(&f->map_lock); }
 static inline void mmf_wrlock(struct mmapfile *f) { pthread_rwlock_wrlock(&f->map_lock); }
@@ -124,6 +100,7 @@ MMF_HIDDEN int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve);
 MMF_HIDDEN int mmf_cut(struct mmapfile *f, off_t len);
 MMF_HIDDEN int mmf_trim(struct mmapfile *f);
 MMF_HIDDEN void mmf_unmap(struct mmapfile *f);
+MMF_HIDDEN void mmf_update_limit(struct mmapfile *f);
 /* Learn growth or shrinking by others; takes map_lock itself. */
 MMF_HIDDEN int mmf_refresh(struct mmapfile *f);
 

@@ -12,7 +12,7 @@
 #define MMF_RESERVE_MIN ((off_t)64 << 10)
 #define MMF_RESERVE_MAX ((off_t)1 << 30)
 
-static void update_limit(struct mmapfile *f)
+void mmf_update_limit(struct mmapfile *f)
 {
 	if (f->mapless)
 		f->limit = f->file_len;
@@ -69,7 +69,7 @@ int mmf_map_to(struct mmapfile *f, off_t len)
 		return 0;
 	if (want == 0) {
 		mmf_unmap(f);
-		update_limit(f);
+		mmf_update_limit(f);
 		return 0;
 	}
 	void *p = f->base ? remap(f, want)
@@ -79,7 +79,7 @@ int mmf_map_to(struct mmapfile *f, off_t len)
 	bool grew = want > f->map_len;
 	f->base = p;
 	f->map_len = want;
-	update_limit(f);
+	mmf_update_limit(f);
 	if (grew)
 		mmf_reapply_advice(f);
 	return 0;
@@ -151,11 +151,11 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 		int err = errno;
 		if (f->file_len != old_len && mmf_sys.ftruncate(f->fd, old_len) == 0)
 			f->file_len = old_len;
-		update_limit(f);
+		mmf_update_limit(f);
 		errno = err;
 		return -1;
 	}
-	update_limit(f);
+	mmf_update_limit(f);
 	return 0;
 }
 
@@ -168,7 +168,7 @@ int mmf_cut(struct mmapfile *f, off_t len)
 	if (mmf_size(f) > len)
 		mmf_set_size(f, len);
 	mmf_map_to(f, len); /* a failed shrink only leaves unused address space */
-	update_limit(f);
+	mmf_update_limit(f);
 	return 0;
 }
 
@@ -181,7 +181,7 @@ int mmf_trim(struct mmapfile *f)
 	if (mmf_sys.ftruncate(f->fd, size) != 0)
 		return -1;
 	f->file_len = size;
-	update_limit(f);
+	mmf_update_limit(f);
 	return 0;
 }
 
@@ -194,14 +194,14 @@ static int apply_length(struct mmapfile *f, off_t disk)
 		f->file_len = disk;
 		if (mmf_size(f) > disk)
 			mmf_set_size(f, disk);
-		update_limit(f);
+		mmf_update_limit(f);
 		return 0;
 	}
 	if (!f->mapless && page_round(f, disk) > f->map_len && mmf_map_to(f, disk) != 0)
 		return -1;
 	f->file_len = disk;
 	mmf_set_size(f, disk);
-	update_limit(f);
+	mmf_update_limit(f);
 	return 0;
 }
 
