@@ -74,6 +74,8 @@ struct mmapfile {
 	_Atomic off_t size;     /* the logical size */
 	int sticky[MMF_STICKY_COUNT]; /* -1: none given; under map_lock */
 
+	_Atomic bool patched;   /* the fault guard put anonymous pages in the mapping */
+
 	pthread_mutex_t flush_lock;
 	void *ring;             /* io_uring for the flush, made on first use */
 	bool ring_tried;
@@ -103,6 +105,22 @@ MMF_HIDDEN void mmf_unmap(struct mmapfile *f);
 MMF_HIDDEN void mmf_update_limit(struct mmapfile *f);
 /* Learn growth or shrinking by others; takes map_lock itself. */
 MMF_HIDDEN int mmf_refresh(struct mmapfile *f);
+
+/* guard.c: the per-thread mark a copy to or from the mapping publishes, so
+ * that a SIGBUS inside it becomes an answer instead of a crash. */
+struct mmf_guard {
+	uintptr_t lo, hi;       /* the mapping's side of the copy */
+	struct mmapfile *f;     /* whose patched flag a fault sets */
+};
+extern MMF_HIDDEN __thread struct mmf_guard *mmf_guard_active
+	__attribute__((tls_model("initial-exec")));
+MMF_HIDDEN void mmf_guard_install(void);
+
+/* map.c: after a copy met the guard (map_lock not held): put the file back
+ * under the mapping and learn its length. */
+MMF_HIDDEN int mmf_recover(struct mmapfile *f);
+/* map.c: learn the file's length from the file (map_lock exclusive). */
+MMF_HIDDEN int mmf_relearn(struct mmapfile *f);
 
 /* mmapfile.c: positional I/O shared by the cursor calls. */
 MMF_HIDDEN ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off);

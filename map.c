@@ -215,9 +215,40 @@ int mmf_refresh(struct mmapfile *f)
 	if (rc != 0 || same)
 		return rc;
 	mmf_wrlock(f);
-	rc = mmf_sys.fstat(f->fd, &st);
-	if (rc == 0 && st.st_size != f->file_len)
-		rc = apply_length(f, st.st_size);
+	rc = mmf_relearn(f);
+	mmf_unlock(f);
+	return rc;
+}
+
+/* Put the file back under every page the fault guard patched: one mapping
+ * over the same addresses replaces them all. */
+static int restore_mapping(struct mmapfile *f)
+{
+	if (!atomic_load_explicit(&f->patched, memory_order_relaxed))
+		return 0;
+	void *p = mmf_sys.mmap(f->base, f->map_len, f->prot, MAP_SHARED | MAP_FIXED, f->fd, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	atomic_store_explicit(&f->patched, false, memory_order_relaxed);
+	mmf_reapply_advice(f);
+	return 0;
+}
+
+/* Learn the file's length from the file itself. */
+int mmf_relearn(struct mmapfile *f)
+{
+	struct stat st;
+	if (mmf_sys.fstat(f->fd, &st) != 0)
+		return -1;
+	return st.st_size == f->file_len ? 0 : apply_length(f, st.st_size);
+}
+
+int mmf_recover(struct mmapfile *f)
+{
+	mmf_wrlock(f);
+	int rc = restore_mapping(f);
+	if (rc == 0)
+		rc = mmf_relearn(f);
 	mmf_unlock(f);
 	return rc;
 }

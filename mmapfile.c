@@ -48,6 +48,23 @@ static void mmf_copy(void *dst, const void *src, size_t n)
 #define mmf_copy memcpy
 #endif
 
+/* Copy to or from the mapping with the fault guard up, under map_lock.
+ * Returns whether the copy met a fault: its own, or pages another copy's
+ * fault patched.  Asked under the lock, as the recovery, which clears the
+ * patch, takes the lock exclusively. */
+static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t n, off_t off)
+{
+	struct mmf_guard g = {
+		.lo = (uintptr_t)(f->base + off), .hi = (uintptr_t)(f->base + off) + n, .f = f,
+	};
+	mmf_guard_active = &g;
+	atomic_signal_fence(memory_order_seq_cst);
+	mmf_copy(dst, src, n);
+	atomic_signal_fence(memory_order_seq_cst);
+	mmf_guard_active = NULL;
+	return atomic_load_explicit(&f->patched, memory_order_relaxed);
+}
+
 static void *fail(int err)
 {
 	errno = err;
@@ -139,6 +156,7 @@ mmapfile_t *mmapfile_open(const char *path, int flags, mode_t mode)
 {
 	if (!path || (flags & ~MMF_OPEN_FLAGS) || (flags & O_ACCMODE) == O_ACCMODE)
 		return fail(EINVAL);
+	mmf_guard_install();
 	struct mmapfile *f = handle_new(path, flags);
 	if (!f)
 		return fail(ENOMEM);
@@ -203,7 +221,7 @@ static int check_io(const struct mmapfile *f, bool write, const void *buf, size_
 	return 0;
 }
 
-ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
+static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off, bool *faulted)
 {
 	mmf_rdlock(f);
 	off_t size = mmf_size(f);
@@ -218,10 +236,30 @@ ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 	size_t k = 0;
 	if (off < size) {
 		k = (off_t)n < size - off ? n : (size_t)(size - off);
-		mmf_copy(buf, f->base + off, k);
+		*faulted = guarded_copy(f, buf, f->base + off, k, off);
 	}
 	mmf_unlock(f);
 	return (ssize_t)k;
+}
+
+/* After a fault the file is not what the mapping showed: read(2)'s answer,
+ * exactly, is pread(2)'s. */
+static ssize_t pread_all(struct mmapfile *f, void *buf, size_t n, off_t off)
+{
+	ssize_t r;
+	do
+		r = mmf_sys.pread(f->fd, buf, n, off);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
+{
+	bool faulted = false;
+	ssize_t k = readat_mapped(f, buf, n, off, &faulted);
+	if (!faulted)
+		return k;
+	return mmf_recover(f) == 0 ? pread_all(f, buf, n, off) : -1;
 }
 
 static void raise_size(struct mmapfile *f, off_t end)
@@ -245,20 +283,22 @@ static ssize_t pwrite_all(struct mmapfile *f, const char *buf, size_t n, off_t o
 	return (ssize_t)done;
 }
 
-/* Write under map_lock (shared, or exclusive after growth). */
-static ssize_t copy_in(struct mmapfile *f, const void *buf, size_t n, off_t off)
+/* Write under map_lock (shared, or exclusive after growth).  A faulted copy
+ * does not raise the size: the call is made again once recovered. */
+static ssize_t copy_in(struct mmapfile *f, const void *buf, size_t n, off_t off, bool *faulted)
 {
 	ssize_t k = (ssize_t)n;
 	if (f->mapless || (n >= MMF_PWRITE_MIN && off >= mmf_size(f)))
 		k = pwrite_all(f, buf, n, off);
-	else
-		mmf_copy(f->base + off, buf, n);
+	else if ((*faulted = guarded_copy(f, f->base + off, buf, n, off)))
+		return k;
 	if (k > 0)
 		raise_size(f, off + k);
 	return k;
 }
 
-ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
+static ssize_t writeat_mapped(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append,
+                              bool *faulted)
 {
 	off_t off = *at;
 	mmf_rdlock(f);
@@ -278,10 +318,38 @@ ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bo
 			return -1;
 		}
 	}
-	ssize_t k = copy_in(f, buf, n, off);
+	ssize_t k = copy_in(f, buf, n, off, faulted);
 	mmf_unlock(f);
 	*at = off;
-	if (k > 0 && f->sync_mode && mmf_sync_write(f, off, (size_t)k) != 0)
+	return k;
+}
+
+/* After a fault: the write again, through pwrite(2), which answers exactly
+ * as write(2) would (growing the file again, ENOSPC, EIO). */
+static ssize_t writeat_direct(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
+{
+	mmf_wrlock(f);
+	off_t off = append ? mmf_size(f) : *at;
+	ssize_t k = pwrite_all(f, buf, n, off);
+	int err = errno;
+	mmf_relearn(f);
+	if (k > 0)
+		raise_size(f, off + k);
+	else
+		mmf_trim(f); /* the faulted copy may have left bytes past the size */
+	mmf_unlock(f);
+	*at = off;
+	errno = err;
+	return k;
+}
+
+ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
+{
+	bool faulted = false;
+	ssize_t k = writeat_mapped(f, buf, n, at, append, &faulted);
+	if (faulted)
+		k = mmf_recover(f) == 0 ? writeat_direct(f, buf, n, at, append) : -1;
+	if (k > 0 && f->sync_mode && mmf_sync_write(f, *at, (size_t)k) != 0)
 		return -1;
 	return k;
 }

@@ -1,0 +1,298 @@
+/* check_shrink.c - another process shrinking the file under a live mapping
+ * never crashes the caller (spec, semantics point 10): reads and writes
+ * answer as read(2)/write(2) would on the shrunken file, and a SIGBUS that is
+ * not the library's still reaches the program's own handler, or kills it. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KiB ((off_t)1024)
+
+/* The byte every test file holds at offset o. */
+static unsigned char pattern(off_t o)
+{
+	return (unsigned char)(o * 131 + (o >> 9) + 1);
+}
+
+static void make_file(const char *p, off_t size)
+{
+	unsigned char *buf = malloc((size_t)size);
+	ck_assert_ptr_nonnull(buf);
+	for (off_t i = 0; i < size; i++)
+		buf[i] = pattern(i);
+	tu_write_file(p, buf, (size_t)size);
+	free(buf);
+}
+
+/* Shrink the file from a child process, as "another process" would. */
+static void shrink_in_child(const char *p, off_t size)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(truncate(p, size) == 0 ? 0 : 1);
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+START_TEST(test_read_after_shrink)
+{
+	const char *p = tu_path("f");
+	make_file(p, 256 * KiB);
+	mmapfile_t *f = mmapfile_open(p, _i ? O_RDWR : O_RDONLY, 0);
+	ck_assert_ptr_nonnull(f);
+	int fd = open(p, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	shrink_in_child(p, 10 * KiB + 7);
+
+	unsigned char a[8192], b[8192];
+	/* Past the new end: 0, like pread on the shrunken file. */
+	ck_assert_int_eq(mmapfile_readat(f, a, sizeof a, 100 * KiB), pread(fd, b, sizeof b, 100 * KiB));
+	ck_assert_int_eq(mmapfile_size(f), 10 * KiB + 7);
+	/* Across the new end: the bytes before it. */
+	ssize_t got = mmapfile_readat(f, a, sizeof a, 8 * KiB);
+	ck_assert_int_eq(got, pread(fd, b, sizeof b, 8 * KiB));
+	ck_assert_int_eq(got, 2 * KiB + 7);
+	ck_assert_mem_eq(a, b, (size_t)got);
+	/* The cursor: read to the end, then 0. */
+	ck_assert_int_eq(mmapfile_seek(f, 6 * KiB, SEEK_SET), 6 * KiB);
+	ssize_t total = 0, r;
+	while ((r = mmapfile_read(f, a, 1000)) > 0) {
+		ck_assert_int_eq(pread(fd, b, (size_t)r, 6 * KiB + total), r);
+		ck_assert_mem_eq(a, b, (size_t)r);
+		total += r;
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert_int_eq(total, 4 * KiB + 7);
+	close(fd);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+}
+END_TEST
+
+/* The handle does not learn the new size before it reads: the first read
+ * meets the missing pages themselves. */
+START_TEST(test_read_inside_old_size)
+{
+	const char *p = tu_path("f");
+	make_file(p, 64 * KiB);
+	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
+	ck_assert_ptr_nonnull(f);
+	shrink_in_child(p, 0);
+	unsigned char a[100];
+	ck_assert_int_eq(mmapfile_readat(f, a, sizeof a, 32 * KiB), 0);
+	ck_assert_int_eq(mmapfile_read(f, a, sizeof a), 0);
+	ck_assert_int_eq(mmapfile_size(f), 0);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+}
+END_TEST
+
+/* A write where the file was: write(2) would grow it again, with zeros
+ * between the new end and the write. */
+START_TEST(test_write_after_shrink)
+{
+	const char *p = tu_path("f"), *q = tu_path("twin");
+	make_file(p, 128 * KiB);
+	make_file(q, 128 * KiB);
+	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
+	ck_assert_ptr_nonnull(f);
+	int fd = open(q, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	shrink_in_child(p, 5 * KiB);
+	ck_assert_int_eq(ftruncate(fd, 5 * KiB), 0);
+
+	unsigned char w[3000];
+	tu_fill(w, sizeof w, 7);
+	off_t offs[] = {100 * KiB, 2 * KiB, 60 * KiB + 5};
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_int_eq(mmapfile_writeat(f, w, sizeof w, offs[i]), pwrite(fd, w, sizeof w, offs[i]));
+	ck_assert_int_eq(mmapfile_seek(f, 200 * KiB, SEEK_SET), 200 * KiB);
+	shrink_in_child(p, 1 * KiB);
+	ck_assert_int_eq(ftruncate(fd, 1 * KiB), 0);
+	ck_assert_int_eq(mmapfile_write(f, w, 100), pwrite(fd, w, 100, 200 * KiB));
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	close(fd);
+
+	size_t n1, n2;
+	unsigned char *a = tu_read_file(p, &n1), *b = tu_read_file(q, &n2);
+	ck_assert_uint_eq(n1, n2);
+	ck_assert(memcmp(a, b, n1) == 0);
+	free(a);
+	free(b);
+}
+END_TEST
+
+/* A child shrinks, extends and rewrites the file in a loop while this
+ * process reads, writes and seeks: no signal, and every byte read is the
+ * pattern or a zero, every count within what was asked. */
+START_TEST(test_churn)
+{
+	const char *p = tu_path("f");
+	const off_t max = 512 * KiB;
+	make_file(p, max);
+	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
+	ck_assert_ptr_nonnull(f);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(p, O_RDWR);
+		unsigned char page[4096];
+		for (uint64_t s = 1;; s++) {
+			off_t len = (off_t)(tu_rand(&s) % (uint64_t)max);
+			if (ftruncate(fd, len) != 0)
+				_exit(2);
+			off_t at = len & ~(off_t)4095;
+			for (size_t i = 0; i < sizeof page; i++)
+				page[i] = pattern(at + (off_t)i);
+			if (pwrite(fd, page, sizeof page, at) < 0)
+				_exit(3);
+		}
+	}
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t s = 99;
+	unsigned long ops = 0;
+	unsigned char buf[20000];
+	do {
+		size_t n = (size_t)(tu_rand(&s) % sizeof buf) + 1;
+		off_t off = (off_t)(tu_rand(&s) % (uint64_t)max);
+		ssize_t r;
+		switch (tu_rand(&s) % 4) {
+		case 0:
+			r = mmapfile_readat(f, buf, n, off);
+			ck_assert_msg(r >= 0 && (size_t)r <= n, "readat: %zd (%s)", r, strerror(errno));
+			for (ssize_t i = 0; i < r; i++)
+				ck_assert_msg(buf[i] == 0 || buf[i] == pattern(off + i),
+				              "byte at %lld is %u", (long long)(off + i), buf[i]);
+			break;
+		case 1:
+			for (size_t i = 0; i < n; i++)
+				buf[i] = pattern(off + (off_t)i);
+			r = mmapfile_writeat(f, buf, n, off);
+			ck_assert_msg(r == (ssize_t)n, "writeat: %zd (%s)", r, strerror(errno));
+			break;
+		case 2:
+			ck_assert_int_eq(mmapfile_seek(f, off, SEEK_SET), off);
+			r = mmapfile_read(f, buf, n);
+			ck_assert_msg(r >= 0 && (size_t)r <= n, "read: %zd (%s)", r, strerror(errno));
+			for (ssize_t i = 0; i < r; i++)
+				ck_assert(buf[i] == 0 || buf[i] == pattern(off + i));
+			break;
+		default:
+			ck_assert_int_ge(mmapfile_size(f), 0);
+		}
+		ops++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 1000);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	printf("churn: %lu operations while another process resized the file\n", ops);
+}
+END_TEST
+
+/* A program's own mapping faults outside any library call. */
+static void fault_outside_library(const char *p)
+{
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || ftruncate(fd, 8192) != 0)
+		_exit(10);
+	volatile char *m = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED || ftruncate(fd, 0) != 0)
+		_exit(11);
+	(void)m[100];
+	_exit(12); /* not reached: the fault either kills or is handled */
+}
+
+static void own_handler(int sig)
+{
+	_exit(sig == SIGBUS ? 42 : 43);
+}
+
+/* Child: maybe install a handler, use the library, then fault outside it. */
+static int run_child(bool handler_first, bool handler_after, const char *p, const char *q)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (handler_first)
+			signal(SIGBUS, own_handler);
+		mmapfile_t *f = mmapfile_create(q, 100, 0, 0644);
+		if (!f || mmapfile_close(f) != 0)
+			_exit(13);
+		if (handler_after)
+			signal(SIGBUS, own_handler);
+		fault_outside_library(p);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+START_TEST(test_foreign_sigbus_reaches_handler_before)
+{
+	int st = run_child(true, false, tu_path("m"), tu_path("lib"));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 42, "status %#x", st);
+}
+END_TEST
+
+START_TEST(test_foreign_sigbus_reaches_handler_after)
+{
+	int st = run_child(false, true, tu_path("m"), tu_path("lib"));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 42, "status %#x", st);
+}
+END_TEST
+
+START_TEST(test_foreign_sigbus_kills_without_handler)
+{
+	int st = run_child(false, false, tu_path("m"), tu_path("lib"));
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "status %#x", st);
+}
+END_TEST
+
+START_TEST(test_raised_sigbus_kills_without_handler)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		mmapfile_t *f = mmapfile_create(tu_path("lib"), 10, 0, 0644);
+		if (!f)
+			_exit(13);
+		raise(SIGBUS);
+		_exit(14);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "status %#x", st);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("shrink");
+	TCase *tc = tu_tcase("shrunk", 30);
+	tcase_add_loop_test(tc, test_read_after_shrink, 0, 2);
+	tcase_add_test(tc, test_read_inside_old_size);
+	tcase_add_test(tc, test_write_after_shrink);
+	tcase_add_test(tc, test_churn);
+	suite_add_tcase(s, tc);
+	tc = tu_tcase("chaining", 30);
+	tcase_add_test(tc, test_foreign_sigbus_reaches_handler_before);
+	tcase_add_test(tc, test_foreign_sigbus_reaches_handler_after);
+	tcase_add_test(tc, test_foreign_sigbus_kills_without_handler);
+	tcase_add_test(tc, test_raised_sigbus_kills_without_handler);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
