@@ -58,13 +58,17 @@ START_TEST(test_read_after_shrink)
 	ck_assert_int_ge(fd, 0);
 	shrink_in_child(p, 10 * KiB + 7);
 
-	unsigned char a[8192], b[8192];
+	/* On the heap: a deep stack under valgrind cannot always take the
+	 * signal frame the guard's SIGBUS needs. */
+	const size_t N = 8192;
+	unsigned char *a = malloc(N), *b = malloc(N);
+	ck_assert(a && b);
 	/* Past the new end: 0, like pread on the shrunken file. */
-	ck_assert_int_eq(mmapfile_readat(f, a, sizeof a, 100 * KiB), pread(fd, b, sizeof b, 100 * KiB));
+	ck_assert_int_eq(mmapfile_readat(f, a, N, 100 * KiB), pread(fd, b, N, 100 * KiB));
 	ck_assert_int_eq(mmapfile_size(f), 10 * KiB + 7);
 	/* Across the new end: the bytes before it. */
-	ssize_t got = mmapfile_readat(f, a, sizeof a, 8 * KiB);
-	ck_assert_int_eq(got, pread(fd, b, sizeof b, 8 * KiB));
+	ssize_t got = mmapfile_readat(f, a, N, 8 * KiB);
+	ck_assert_int_eq(got, pread(fd, b, N, 8 * KiB));
 	ck_assert_int_eq(got, 2 * KiB + 7);
 	ck_assert_mem_eq(a, b, (size_t)got);
 	/* The cursor: read to the end, then 0. */
@@ -77,6 +81,8 @@ START_TEST(test_read_after_shrink)
 	}
 	ck_assert_int_eq(r, 0);
 	ck_assert_int_eq(total, 4 * KiB + 7);
+	free(a);
+	free(b);
 	close(fd);
 	ck_assert_int_eq(mmapfile_close(f), 0);
 }
@@ -164,9 +170,10 @@ START_TEST(test_churn)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	uint64_t s = 99;
 	unsigned long ops = 0;
-	unsigned char buf[20000];
+	unsigned char *buf = malloc(20000);
+	ck_assert_ptr_nonnull(buf);
 	do {
-		size_t n = (size_t)(tu_rand(&s) % sizeof buf) + 1;
+		size_t n = (size_t)(tu_rand(&s) % 20000) + 1;
 		off_t off = (off_t)(tu_rand(&s) % (uint64_t)max);
 		ssize_t r;
 		switch (tu_rand(&s) % 4) {
@@ -198,6 +205,7 @@ START_TEST(test_churn)
 	} while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 1000);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+	free(buf);
 	ck_assert_int_eq(mmapfile_close(f), 0);
 	printf("churn: %lu operations while another process resized the file\n", ops);
 }
@@ -221,19 +229,27 @@ static void own_handler(int sig)
 	_exit(sig == SIGBUS ? 42 : 43);
 }
 
-/* Child: maybe install a handler, use the library, then fault outside it. */
-static int run_child(bool handler_first, bool handler_after, const char *p, const char *q)
+/* Child: maybe install a handler, maybe use the library, then fault outside
+ * it (or raise SIGBUS).  Returns the child's wait status. */
+static int run_child(bool handler_first, bool use_library, bool handler_after, bool raise_it)
 {
+	const char *p = tu_path("m"), *q = tu_path("lib");
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		if (handler_first)
 			signal(SIGBUS, own_handler);
-		mmapfile_t *f = mmapfile_create(q, 100, 0, 0644);
-		if (!f || mmapfile_close(f) != 0)
-			_exit(13);
+		if (use_library) {
+			mmapfile_t *f = mmapfile_create(q, 100, 0, 0644);
+			if (!f || mmapfile_close(f) != 0)
+				_exit(13);
+		}
 		if (handler_after)
 			signal(SIGBUS, own_handler);
+		if (raise_it) {
+			raise(SIGBUS);
+			_exit(14);
+		}
 		fault_outside_library(p);
 	}
 	int st;
@@ -243,39 +259,32 @@ static int run_child(bool handler_first, bool handler_after, const char *p, cons
 
 START_TEST(test_foreign_sigbus_reaches_handler_before)
 {
-	int st = run_child(true, false, tu_path("m"), tu_path("lib"));
+	int st = run_child(true, true, false, false);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 42, "status %#x", st);
 }
 END_TEST
 
 START_TEST(test_foreign_sigbus_reaches_handler_after)
 {
-	int st = run_child(false, true, tu_path("m"), tu_path("lib"));
+	int st = run_child(false, true, true, false);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 42, "status %#x", st);
 }
 END_TEST
 
-START_TEST(test_foreign_sigbus_kills_without_handler)
+/* With no handler of the program's, a SIGBUS ends the program exactly as it
+ * would have without the library: killed by the signal, or, under a
+ * sanitizer, by the sanitizer's own report.  The oracle is the same child
+ * that never touched the library. */
+START_TEST(test_foreign_sigbus_fatal_as_without_library)
 {
-	int st = run_child(false, false, tu_path("m"), tu_path("lib"));
-	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "status %#x", st);
-}
-END_TEST
-
-START_TEST(test_raised_sigbus_kills_without_handler)
-{
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		mmapfile_t *f = mmapfile_create(tu_path("lib"), 10, 0, 0644);
-		if (!f)
-			_exit(13);
-		raise(SIGBUS);
-		_exit(14);
-	}
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "status %#x", st);
+	bool raise_it = _i == 1;
+	int without = run_child(false, false, false, raise_it);
+	int with = run_child(false, true, false, raise_it);
+	ck_assert_msg(WIFSIGNALED(without) || (WIFEXITED(without) && WEXITSTATUS(without) != 12 &&
+	                                       WEXITSTATUS(without) != 14 && WEXITSTATUS(without) != 0),
+	              "the SIGBUS was not fatal even without the library: status %#x", without);
+	ck_assert_msg(with == without, "%s: status %#x with the library, %#x without",
+	              raise_it ? "raise" : "fault", with, without);
 }
 END_TEST
 
@@ -291,8 +300,7 @@ int main(void)
 	tc = tu_tcase("chaining", 30);
 	tcase_add_test(tc, test_foreign_sigbus_reaches_handler_before);
 	tcase_add_test(tc, test_foreign_sigbus_reaches_handler_after);
-	tcase_add_test(tc, test_foreign_sigbus_kills_without_handler);
-	tcase_add_test(tc, test_raised_sigbus_kills_without_handler);
+	tcase_add_loop_test(tc, test_foreign_sigbus_fatal_as_without_library, 0, 2);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
