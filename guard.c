@@ -37,12 +37,16 @@ static void pass_on(int sig, siginfo_t *si, void *ctx)
 		previous.sa_handler(sig);
 		return;
 	}
+	bool sent = si->si_code <= 0; /* by kill(2) or raise(3), not a fault */
+	if (sent && previous.sa_handler == SIG_IGN)
+		return;
 	/* Die of it as if the library were not here: a fault happens again on
-	 * return; a signal sent with kill(2) or raise(3) is sent again. */
+	 * return (the kernel kills for an ignored fault too); a signal that was
+	 * sent is sent again. */
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigemptyset(&dfl.sa_mask);
 	sigaction(sig, &dfl, NULL);
-	if (si->si_code <= 0)
+	if (sent)
 		raise(sig);
 }
 

@@ -231,14 +231,14 @@ static void own_handler(int sig)
 
 /* Child: maybe install a handler, maybe use the library, then fault outside
  * it (or raise SIGBUS).  Returns the child's wait status. */
-static int run_child(bool handler_first, bool use_library, bool handler_after, bool raise_it)
+static int run_child_with(void (*first)(int), bool use_library, bool handler_after, bool raise_it)
 {
 	const char *p = tu_path("m"), *q = tu_path("lib");
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		if (handler_first)
-			signal(SIGBUS, own_handler);
+		if (first)
+			signal(SIGBUS, first);
 		if (use_library) {
 			mmapfile_t *f = mmapfile_create(q, 100, 0, 0644);
 			if (!f || mmapfile_close(f) != 0)
@@ -255,6 +255,11 @@ static int run_child(bool handler_first, bool use_library, bool handler_after, b
 	int st;
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	return st;
+}
+
+static int run_child(bool handler_first, bool use_library, bool handler_after, bool raise_it)
+{
+	return run_child_with(handler_first ? own_handler : NULL, use_library, handler_after, raise_it);
 }
 
 START_TEST(test_foreign_sigbus_reaches_handler_before)
@@ -288,6 +293,20 @@ START_TEST(test_foreign_sigbus_fatal_as_without_library)
 }
 END_TEST
 
+/* SIGBUS ignored by the program: a raised one stays ignored, a fault still
+ * kills, exactly as without the library. */
+START_TEST(test_ignored_sigbus_as_without_library)
+{
+	bool raise_it = _i == 1;
+	int without = run_child_with(SIG_IGN, false, false, raise_it);
+	int with = run_child_with(SIG_IGN, true, false, raise_it);
+	if (raise_it)
+		ck_assert_msg(WIFEXITED(without) && WEXITSTATUS(without) == 14, "status %#x", without);
+	ck_assert_msg(with == without, "%s: status %#x with the library, %#x without",
+	              raise_it ? "raise" : "fault", with, without);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("shrink");
@@ -301,6 +320,7 @@ int main(void)
 	tcase_add_test(tc, test_foreign_sigbus_reaches_handler_before);
 	tcase_add_test(tc, test_foreign_sigbus_reaches_handler_after);
 	tcase_add_loop_test(tc, test_foreign_sigbus_fatal_as_without_library, 0, 2);
+	tcase_add_loop_test(tc, test_ignored_sigbus_as_without_library, 0, 2);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
