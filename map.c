@@ -172,15 +172,22 @@ int mmf_cut(struct mmapfile *f, off_t len)
 	return 0;
 }
 
-/* Drop the reserve from the file; the mapping stays for the next growth. */
+/* Drop the reserve from the file; the mapping stays for the next growth.
+ * Only ever shortens the file: if another process cut it below the size
+ * meanwhile, the handle learns that instead of growing the file back. */
 int mmf_trim(struct mmapfile *f)
 {
 	off_t size = mmf_size(f);
+	struct stat st;
 	if (f->file_len <= size)
 		return 0;
-	if (mmf_sys.ftruncate(f->fd, size) != 0)
+	if (mmf_sys.fstat(f->fd, &st) != 0)
 		return -1;
-	f->file_len = size;
+	if (st.st_size > size && mmf_sys.ftruncate(f->fd, size) != 0)
+		return -1;
+	f->file_len = st.st_size > size ? size : st.st_size;
+	if (size > f->file_len)
+		mmf_set_size(f, f->file_len);
 	mmf_update_limit(f);
 	return 0;
 }

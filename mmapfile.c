@@ -197,7 +197,7 @@ int mmapfile_close(mmapfile_t *f)
 	if (!f)
 		return fail_int(EINVAL);
 	int err = 0;
-	if (f->writable && f->file_len != mmf_size(f) && mmf_sys.ftruncate(f->fd, mmf_size(f)) != 0)
+	if (f->writable && mmf_trim(f) != 0)
 		err = errno;
 	mmf_unmap(f);
 	mmf_flush_release(f);

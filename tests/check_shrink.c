@@ -140,6 +140,30 @@ START_TEST(test_write_after_shrink)
 }
 END_TEST
 
+/* Closing (or syncing) a handle with a reserve never grows back a file that
+ * another process cut below the handle's size: a descriptor's close leaves
+ * the file as the other process made it. */
+START_TEST(test_close_after_shrink_keeps_it)
+{
+	const char *p = tu_path("f");
+	mmapfile_t *f = mmapfile_open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ck_assert_ptr_nonnull(f);
+	unsigned char w[1000];
+	tu_fill(w, sizeof w, 3);
+	ck_assert_int_eq(mmapfile_write(f, w, sizeof w), (ssize_t)sizeof w);
+	ck_assert_int_gt(tu_file_size(p), (off_t)sizeof w); /* the reserve is there */
+	shrink_in_child(p, 300);
+	if (_i)
+		ck_assert_int_eq(mmapfile_sync(f), 0);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	ck_assert_int_eq(tu_file_size(p), 300);
+	size_t n;
+	unsigned char *a = tu_read_file(p, &n);
+	ck_assert_mem_eq(a, w, 300);
+	free(a);
+}
+END_TEST
+
 /* A child shrinks, extends and rewrites the file in a loop while this
  * process reads, writes and seeks: no signal, and every byte read is the
  * pattern or a zero, every count within what was asked. */
@@ -314,6 +338,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_read_after_shrink, 0, 2);
 	tcase_add_test(tc, test_read_inside_old_size);
 	tcase_add_test(tc, test_write_after_shrink);
+	tcase_add_loop_test(tc, test_close_after_shrink_keeps_it, 0, 2);
 	tcase_add_test(tc, test_churn);
 	suite_add_tcase(s, tc);
 	tc = tu_tcase("chaining", 30);
