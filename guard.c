@@ -55,15 +55,15 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 	struct mmf_guard *g = mmf_guard_active;
 	uintptr_t addr = (uintptr_t)si->si_addr;
 	if (g && si->si_code > 0 && addr >= g->lo && addr < g->hi) {
+		/* The flag first: any copy that meets the patch must find it set. */
+		atomic_store_explicit(&g->f->patched, true, memory_order_seq_cst);
 		int saved = errno;
 		uintptr_t start = addr & ~page_mask, end = (g->hi + page_mask) & ~page_mask;
 		void *p = mmap((void *)start, end - start, PROT_READ | PROT_WRITE,
 		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 		errno = saved;
-		if (p != MAP_FAILED) {
-			atomic_store_explicit(&g->f->patched, true, memory_order_relaxed);
+		if (p != MAP_FAILED)
 			return;
-		}
 	}
 	pass_on(sig, si, ctx);
 }

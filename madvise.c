@@ -143,6 +143,11 @@ int mmapfile_madvise(mmapfile_t *f, off_t off, size_t len, int advice)
 		errno = EINVAL;
 		return -1;
 	}
+	if (advice == MMAPFILE_MADV_GUARD_INSTALL) {
+		/* Guard pages would turn the library's own copies into SIGSEGV. */
+		errno = EINVAL;
+		return -1;
+	}
 	int kind = sticky_kind(advice);
 	if (off == 0 && len == 0 && kind >= 0)
 		return advise_lasting(f, kind, advice);

@@ -172,26 +172,6 @@ int mmf_cut(struct mmapfile *f, off_t len)
 	return 0;
 }
 
-/* Drop the reserve from the file; the mapping stays for the next growth.
- * Only ever shortens the file: if another process cut it below the size
- * meanwhile, the handle learns that instead of growing the file back. */
-int mmf_trim(struct mmapfile *f)
-{
-	off_t size = mmf_size(f);
-	struct stat st;
-	if (f->file_len <= size)
-		return 0;
-	if (mmf_sys.fstat(f->fd, &st) != 0)
-		return -1;
-	if (st.st_size > size && mmf_sys.ftruncate(f->fd, size) != 0)
-		return -1;
-	f->file_len = st.st_size > size ? size : st.st_size;
-	if (size > f->file_len)
-		mmf_set_size(f, f->file_len);
-	mmf_update_limit(f);
-	return 0;
-}
-
 /* Growth by another process: map what it added.  Shrinking by another
  * process: forget what it cut.  Our own reserve looks the same as the file's
  * length, so neither is mistaken for the other. */
@@ -234,10 +214,40 @@ static int restore_mapping(struct mmapfile *f)
 	if (!atomic_load_explicit(&f->patched, memory_order_relaxed))
 		return 0;
 	void *p = mmf_sys.mmap(f->base, f->map_len, f->prot, MAP_SHARED | MAP_FIXED, f->fd, 0);
-	if (p == MAP_FAILED)
-		return -1;
+	if (p == MAP_FAILED) {
+		/* The old pages may be gone already: go on without a mapping,
+		 * through pread/pwrite, rather than leave a hole under base. */
+		mmf_sys.munmap(f->base, f->map_len);
+		f->base = NULL;
+		f->map_len = 0;
+		f->mapless = true;
+		mmf_trim(f);
+	}
 	atomic_store_explicit(&f->patched, false, memory_order_relaxed);
-	mmf_reapply_advice(f);
+	if (f->base)
+		mmf_reapply_advice(f);
+	mmf_update_limit(f);
+	return 0;
+}
+
+/* Drop the reserve from the file; the mapping stays for the next growth.
+ * The reserve is cut only while the file still ends where this handle left
+ * it (or inside the reserve): a file another process grew past it, or cut
+ * below the size, is learned instead, never cut or grown back. */
+int mmf_trim(struct mmapfile *f)
+{
+	off_t size = mmf_size(f);
+	struct stat st;
+	if (f->file_len <= size)
+		return 0;
+	if (mmf_sys.fstat(f->fd, &st) != 0)
+		return -1;
+	if (st.st_size > f->file_len || st.st_size <= size)
+		return apply_length(f, st.st_size);
+	if (mmf_sys.ftruncate(f->fd, size) != 0)
+		return -1;
+	f->file_len = size;
+	mmf_update_limit(f);
 	return 0;
 }
 

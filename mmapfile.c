@@ -60,7 +60,9 @@ static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t 
 	mmf_guard_active = &g;
 	atomic_signal_fence(memory_order_seq_cst);
 	mmf_copy(dst, src, n);
-	atomic_signal_fence(memory_order_seq_cst);
+	/* The handler sets the flag before it patches: a copy that touched a
+	 * patched page must see the flag, so no load may pass the copy. */
+	atomic_thread_fence(memory_order_seq_cst);
 	mmf_guard_active = NULL;
 	return atomic_load_explicit(&f->patched, memory_order_relaxed);
 }
@@ -98,8 +100,9 @@ static struct mmapfile *handle_new(const char *path, int flags)
 	}
 	pthread_rwlockattr_t attr;
 	pthread_rwlockattr_init(&attr);
-#ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
-	/* Growth must not starve behind a stream of readers. */
+#ifdef __GLIBC__
+	/* Growth must not starve behind a stream of readers.  (glibc's kind
+	 * constants are enumerators, not macros: test for glibc itself.) */
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 #endif
 	pthread_rwlock_init(&f->map_lock, &attr);
@@ -221,36 +224,45 @@ static int check_io(const struct mmapfile *f, bool write, const void *buf, size_
 	return 0;
 }
 
+/* Without a mapping, or after a fault, when the file is not what the
+ * mapping showed: pread(2), limited to the size (the file on disk may be
+ * longer by the reserve). */
+static ssize_t pread_size(struct mmapfile *f, void *buf, size_t n, off_t off)
+{
+	off_t size = mmf_size(f);
+	if (off >= size)
+		return 0;
+	if ((off_t)n > size - off)
+		n = (size_t)(size - off);
+	ssize_t r;
+	do
+		r = mmf_sys.pread(f->fd, buf, n, off);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
 static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off, bool *faulted)
 {
 	mmf_rdlock(f);
 	off_t size = mmf_size(f);
-	if ((off_t)n > size - off) {
-		/* Reaching the end: ask the file whether another process grew it. */
+	if ((off_t)n >= size - off) {
+		/* Reaching the end: ask the file whether another process grew or
+		 * shrank it. */
 		mmf_unlock(f);
 		if (mmf_refresh(f) != 0)
 			return -1;
 		mmf_rdlock(f);
 		size = mmf_size(f);
 	}
-	size_t k = 0;
-	if (off < size) {
-		k = (off_t)n < size - off ? n : (size_t)(size - off);
-		*faulted = guarded_copy(f, buf, f->base + off, k, off);
+	ssize_t k = 0;
+	if (f->mapless) {
+		k = pread_size(f, buf, n, off);
+	} else if (off < size) {
+		k = (off_t)n < size - off ? (ssize_t)n : (ssize_t)(size - off);
+		*faulted = guarded_copy(f, buf, f->base + off, (size_t)k, off);
 	}
 	mmf_unlock(f);
-	return (ssize_t)k;
-}
-
-/* After a fault the file is not what the mapping showed: read(2)'s answer,
- * exactly, is pread(2)'s. */
-static ssize_t pread_all(struct mmapfile *f, void *buf, size_t n, off_t off)
-{
-	ssize_t r;
-	do
-		r = mmf_sys.pread(f->fd, buf, n, off);
-	while (r < 0 && errno == EINTR);
-	return r;
+	return k;
 }
 
 ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
@@ -259,7 +271,12 @@ ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 	ssize_t k = readat_mapped(f, buf, n, off, &faulted);
 	if (!faulted)
 		return k;
-	return mmf_recover(f) == 0 ? pread_all(f, buf, n, off) : -1;
+	if (mmf_recover(f) != 0)
+		return -1;
+	mmf_rdlock(f);
+	k = pread_size(f, buf, n, off);
+	mmf_unlock(f);
+	return k;
 }
 
 static void raise_size(struct mmapfile *f, off_t end)
@@ -311,8 +328,18 @@ static ssize_t writeat_mapped(struct mmapfile *f, const void *buf, size_t n, off
 	if (off + (off_t)n > f->limit) {
 		mmf_unlock(f);
 		mmf_wrlock(f);
+		/* Growing: first learn whether another process changed the length
+		 * (an append then lands after what it appended). */
+		if (mmf_relearn(f) != 0) {
+			mmf_unlock(f);
+			return -1;
+		}
 		if (append)
 			off = mmf_size(f);
+		if ((off_t)n > MMF_OFF_MAX - off) {
+			mmf_unlock(f);
+			return fail_int(EFBIG);
+		}
 		if (off + (off_t)n > f->limit && mmf_grow(f, off, off + (off_t)n, true) != 0) {
 			mmf_unlock(f);
 			return -1;
@@ -332,10 +359,11 @@ static ssize_t writeat_direct(struct mmapfile *f, const void *buf, size_t n, off
 	off_t off = append ? mmf_size(f) : *at;
 	ssize_t k = pwrite_all(f, buf, n, off);
 	int err = errno;
-	mmf_relearn(f);
-	if (k > 0)
-		raise_size(f, off + k);
-	else
+	/* The size may only cover what is mapped (or, without a mapping, what
+	 * the file holds). */
+	if (mmf_relearn(f) == 0 && k > 0)
+		raise_size(f, off + k < f->limit ? off + k : f->limit);
+	if (k != (ssize_t)n)
 		mmf_trim(f); /* the faulted copy may have left bytes past the size */
 	mmf_unlock(f);
 	*at = off;

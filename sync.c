@@ -31,11 +31,15 @@ static int ring_datasync(struct io_uring *ring, int fd)
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	int rc = io_uring_submit_and_wait(ring, 1);
+	int rc = io_uring_submit(ring);
 	if (rc < 0)
 		return rc;
+	/* A signal interrupts the wait, not the flush: wait for this very
+	 * completion, or the next sync would take it for its own. */
 	struct io_uring_cqe *cqe;
-	rc = io_uring_wait_cqe(ring, &cqe);
+	do
+		rc = io_uring_wait_cqe(ring, &cqe);
+	while (rc == -EINTR);
 	if (rc < 0)
 		return rc;
 	rc = cqe->res;

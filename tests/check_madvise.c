@@ -605,6 +605,16 @@ START_TEST(test_madvise_kernel_answer)
 			int le, oe;
 			int lr = lib_madvise(f, ranges[r].off, ranges[r].len, adv, &le);
 			int orr = oracle_madvise(&o, ranges[r].off, ranges[r].len, adv, &oe);
+			if (adv == MMAPFILE_MADV_GUARD_INSTALL) {
+				/* DESIGN.md: refused, since guard pages would turn the
+				 * library's own copies into SIGSEGV. */
+				ck_assert_msg(lr == -1 && le == EINVAL, "GUARD_INSTALL: %d (%s)", lr,
+					      le ? strerror(le) : "ok");
+				if (orr == 0)
+					ck_assert_int_eq(oracle_madvise(&o, ranges[r].off, ranges[r].len,
+									MMAPFILE_MADV_GUARD_REMOVE, &oe), 0);
+				continue;
+			}
 			ck_assert_msg(lr == orr && le == oe,
 				      "advice %d (%s) off %lld len %zu: library %d (%s), plain mapping %d (%s)",
 				      adv, mmapfile_madvise_name(adv) ? mmapfile_madvise_name(adv) : "?",
@@ -612,14 +622,6 @@ START_TEST(test_madvise_kernel_answer)
 				      le ? strerror(le) : "ok", orr, oe ? strerror(oe) : "ok");
 			if (orr != 0)
 				rejected++;
-			if (adv == MMAPFILE_MADV_GUARD_INSTALL && lr == 0) {
-				/* Take the guards away again before anything reads. */
-				ck_assert_int_eq(mmapfile_madvise(f, ranges[r].off, ranges[r].len,
-								  MMAPFILE_MADV_GUARD_REMOVE), 0);
-			}
-			if (adv == MMAPFILE_MADV_GUARD_INSTALL && orr == 0)
-				ck_assert_int_eq(oracle_madvise(&o, ranges[r].off, ranges[r].len,
-								MMAPFILE_MADV_GUARD_REMOVE, &oe), 0);
 		}
 	}
 	/* The invalid values at least are refused, so the comparison covered

@@ -164,6 +164,93 @@ START_TEST(test_close_after_shrink_keeps_it)
 }
 END_TEST
 
+/* A shrink that leaves the last page in place raises no fault; a read that
+ * reaches the handle's end still learns the new size, as pread would. */
+START_TEST(test_shrink_within_last_page)
+{
+	const char *p = tu_path("f");
+	make_file(p, 10000);
+	mmapfile_t *f = mmapfile_open(p, _i ? O_RDWR : O_RDONLY, 0);
+	ck_assert_ptr_nonnull(f);
+	int fd = open(p, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	shrink_in_child(p, 9000);
+	unsigned char *a = malloc(10000), *b = malloc(10000);
+	ck_assert(a && b);
+	ssize_t got = mmapfile_readat(f, a, 10000, 0);
+	ck_assert_int_eq(got, pread(fd, b, 10000, 0));
+	ck_assert_int_eq(got, 9000);
+	ck_assert_mem_eq(a, b, 9000);
+	ck_assert_int_eq(mmapfile_size(f), 9000);
+	free(a);
+	free(b);
+	close(fd);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+}
+END_TEST
+
+/* Another process appends while this handle has no reserve (after a sync):
+ * an O_APPEND write lands after what it appended, as write(2) would. */
+START_TEST(test_append_after_foreign_append)
+{
+	const char *p = tu_path("f");
+	mmapfile_t *f = mmapfile_open(p, O_RDWR | O_CREAT | O_APPEND, 0644);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(mmapfile_write(f, "A", 1), 1);
+	ck_assert_int_eq(mmapfile_sync(f), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(p, O_WRONLY | O_APPEND);
+		_exit(fd >= 0 && write(fd, "BBB", 3) == 3 ? 0 : 1);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(mmapfile_write(f, "C", 1), 1);
+	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), 5);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	size_t n;
+	unsigned char *a = tu_read_file(p, &n);
+	ck_assert_uint_eq(n, 5);
+	ck_assert_mem_eq(a, "ABBBC", 5);
+	free(a);
+}
+END_TEST
+
+/* Another process appends after this handle's reserve: close must not cut
+ * what it wrote. */
+START_TEST(test_close_keeps_foreign_append)
+{
+	const char *p = tu_path("f");
+	mmapfile_t *f = mmapfile_open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(mmapfile_write(f, "hello", 5), 5);
+	off_t reserved = tu_file_size(p);
+	ck_assert_int_gt(reserved, 5);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open(p, O_WRONLY | O_APPEND);
+		_exit(fd >= 0 && write(fd, "world", 5) == 5 ? 0 : 1);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	if (_i)
+		ck_assert_int_eq(mmapfile_sync(f), 0);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	size_t n;
+	unsigned char *a = tu_read_file(p, &n);
+	ck_assert_uint_eq(n, (size_t)reserved + 5);
+	ck_assert_mem_eq(a, "hello", 5);
+	ck_assert_mem_eq(a + reserved, "world", 5);
+	for (off_t i = 5; i < reserved; i++)
+		ck_assert_uint_eq(a[i], 0);
+	free(a);
+}
+END_TEST
+
 /* A child shrinks, extends and rewrites the file in a loop while this
  * process reads, writes and seeks: no signal, and every byte read is the
  * pattern or a zero, every count within what was asked. */
@@ -339,6 +426,9 @@ int main(void)
 	tcase_add_test(tc, test_read_inside_old_size);
 	tcase_add_test(tc, test_write_after_shrink);
 	tcase_add_loop_test(tc, test_close_after_shrink_keeps_it, 0, 2);
+	tcase_add_loop_test(tc, test_shrink_within_last_page, 0, 2);
+	tcase_add_test(tc, test_append_after_foreign_append);
+	tcase_add_loop_test(tc, test_close_keeps_foreign_append, 0, 2);
 	tcase_add_test(tc, test_churn);
 	suite_add_tcase(s, tc);
 	tc = tu_tcase("chaining", 30);
