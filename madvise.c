@@ -2,8 +2,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 
 #define ADVICE(name) { MMAPFILE_MADV_##name, "MADV_" #name }
@@ -42,10 +40,16 @@ static bool same_name(const char *a, const char *b)
 	}
 }
 
+/* s past prefix (compared as same_name does), or s when it does not start so. */
 static const char *skip_prefix(const char *s, const char *prefix)
 {
-	size_t n = strlen(prefix);
-	return strncasecmp(s, prefix, n) == 0 ? s + n : s;
+	const char *p = s;
+	for (; *prefix; p++, prefix++) {
+		char x = *p == '-' ? '_' : *p;
+		if (!x || (x | 0x20) != (*prefix | 0x20))
+			return s;
+	}
+	return p;
 }
 
 int mmapfile_madvise_parse(const char *s)
@@ -120,12 +124,15 @@ static int advise_range(struct mmapfile *f, off_t off, size_t len, int advice)
 {
 	mmf_rdlock(f);
 	off_t page_mask = (off_t)f->page - 1;
-	off_t map_len = (off_t)f->map_len;
+	/* The pages that hold the file: the mapping may reach further, over a
+	 * reserve that sync trimmed, and advice there would see no file. */
+	off_t size_pages = (mmf_size(f) + page_mask) & ~page_mask;
+	off_t extent = size_pages < (off_t)f->map_len ? size_pages : (off_t)f->map_len;
 	off_t start = off & ~page_mask;
 	off_t end = len ? off + (off_t)len : mmf_size(f);
-	end = end > map_len - page_mask ? map_len : (end + page_mask) & ~page_mask;
+	end = end > extent - page_mask ? extent : (end + page_mask) & ~page_mask;
 	int rc;
-	if (start >= map_len && (off > 0 || len > 0)) {
+	if (start >= extent && (off > 0 || len > 0)) {
 		errno = ENOMEM; /* what the kernel says of an unmapped range */
 		rc = -1;
 	} else if (end <= start) {

@@ -311,6 +311,8 @@ START_TEST(test_parse_variants)
 		{ "dontneed-locked", MMAPFILE_MADV_DONTNEED_LOCKED },
 		{ "guard-install", MMAPFILE_MADV_GUARD_INSTALL },
 		{ "normal", MMAPFILE_MADV_NORMAL },
+		{ "madv-willneed", MMAPFILE_MADV_WILLNEED },
+		{ "mmapfile-madv-willneed", MMAPFILE_MADV_WILLNEED },
 	};
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
 		ck_assert_msg(mmapfile_madvise_parse(ok[i].s) == ok[i].v, "parse(\"%s\") = %d, want %d",
@@ -1128,6 +1130,52 @@ START_TEST(test_madvise_latest_advice_wins_after_growth)
 }
 END_TEST
 
+/* A range's answer does not depend on the reserve a writing handle had:
+ * after sync trimmed it, advice past the file is refused as on a fresh
+ * handle, and advice inside it succeeds (POPULATE_READ would fault on pages
+ * the mapping still covers but the file no longer has). */
+START_TEST(test_madvise_after_trim_like_fresh)
+{
+	const char *path = tu_path("f");
+	mmapfile_t *f = mmapfile_open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ck_assert_ptr_nonnull(f);
+	size_t n = 300000;
+	unsigned char *buf = malloc(n);
+	ck_assert_ptr_nonnull(buf);
+	tu_fill(buf, n, 11);
+	for (size_t i = 0; i < n; i += 1000) /* appends: the reserve grows past n */
+		ck_assert_int_eq(mmapfile_write(f, buf + i, 1000), 1000);
+	ck_assert_int_gt(tu_file_size(path), (off_t)n);
+	ck_assert_int_eq(mmapfile_sync(f), 0);
+	mmapfile_t *fresh = mmapfile_open(path, O_RDWR, 0);
+	ck_assert_ptr_nonnull(fresh);
+	const struct {
+		off_t off;
+		size_t len;
+		int advice;
+	} cases[] = {
+		{ 150000, 300000, MMAPFILE_MADV_POPULATE_READ },
+		{ 150000, 0, MMAPFILE_MADV_POPULATE_READ },
+		{ 310000, 10, MMAPFILE_MADV_WILLNEED },
+		{ 400000, 0, MMAPFILE_MADV_WILLNEED },
+		{ 0, 500000, MMAPFILE_MADV_COLD },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		errno = 0;
+		int a = mmapfile_madvise(f, cases[i].off, cases[i].len, cases[i].advice);
+		int ea = errno;
+		errno = 0;
+		int b = mmapfile_madvise(fresh, cases[i].off, cases[i].len, cases[i].advice);
+		int eb = errno;
+		ck_assert_msg(a == b && (a == 0 || ea == eb), "case %zu: %d (%s) after trim, %d (%s) fresh", i,
+			      a, strerror(ea), b, strerror(eb));
+	}
+	free(buf);
+	ck_assert_int_eq(mmapfile_close(fresh), 0);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("madvise");
@@ -1157,6 +1205,7 @@ int main(void)
 	tc = tu_tcase("ranges", 30);
 	tcase_add_loop_test(tc, test_madvise_ranges_succeed, 0, 2);
 	tcase_add_loop_test(tc, test_madvise_kernel_answer, 0, 2);
+	tcase_add_test(tc, test_madvise_after_trim_like_fresh);
 	tcase_add_test(tc, test_madvise_data_intact);
 	tcase_add_test(tc, test_madvise_remove_matches_oracle);
 	tcase_add_test(tc, test_madvise_widened_range_smaps);
