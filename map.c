@@ -1,8 +1,9 @@
 /* map.c - the mapping and the file's length on disk.
  *
- * Everything here runs with map_lock held exclusively, except mmf_refresh,
- * which takes it.  Invariants: bytes [size, file_len) are zeros (the
- * reserve); the mapping covers [0, limit) and limit = min(file_len, map_len). */
+ * Everything here runs with map_lock held exclusively, except mmf_refresh
+ * and mmf_recover, which take it.  Invariants: bytes [size, file_len) are
+ * zeros (the reserve); the mapping covers [0, limit) and
+ * limit = min(file_len, map_len) (file_len without a mapping). */
 #include "internal.h"
 
 #include <errno.h>
