@@ -32,6 +32,7 @@ struct mmf_syscalls {
 	int (*msync)(void *addr, size_t len, int flags);
 	int (*fsync)(int fd);
 	int (*fdatasync)(int fd);
+	int (*ring_datasync)(void *ring, int fd); /* fdatasync through an io_uring */
 	int (*madvise)(void *addr, size_t len, int advice);
 	ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);
 	ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);

@@ -24,28 +24,6 @@ static struct io_uring *flush_ring(struct mmapfile *f)
 	}
 	return f->ring;
 }
-
-static int ring_datasync(struct io_uring *ring, int fd)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	int rc = io_uring_submit(ring);
-	if (rc < 0)
-		return rc;
-	/* A signal interrupts the wait, not the flush: wait for this very
-	 * completion, or the next sync would take it for its own. */
-	struct io_uring_cqe *cqe;
-	do
-		rc = io_uring_wait_cqe(ring, &cqe);
-	while (rc == -EINTR);
-	if (rc < 0)
-		return rc;
-	rc = cqe->res;
-	io_uring_cqe_seen(ring, cqe);
-	return rc < 0 ? rc : 0;
-}
 #endif
 
 /* fdatasync(2), through io_uring when the handle has a ring. */
@@ -55,13 +33,9 @@ static int datasync(struct mmapfile *f)
 	pthread_mutex_lock(&f->flush_lock);
 #ifdef MMF_HAVE_LIBURING
 	struct io_uring *ring = flush_ring(f);
-	if (ring) {
-		rc = ring_datasync(ring, f->fd);
-		if (rc < 0) {
-			errno = -rc;
-			rc = -1;
-		}
-	} else
+	if (ring)
+		rc = mmf_sys.ring_datasync(ring, f->fd);
+	else
 #endif
 		rc = mmf_sys.fdatasync(f->fd);
 	pthread_mutex_unlock(&f->flush_lock);

@@ -11,6 +11,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef MMF_HAVE_LIBURING
+#include <liburing.h>
+#endif
+
 static int sys_open(const char *path, int flags, mode_t mode)
 {
 	return open(path, flags, mode);
@@ -57,6 +61,47 @@ static int sys_fdatasync(int fd)
 #endif
 }
 
+#ifdef MMF_HAVE_LIBURING
+static int ring_wait_datasync(struct io_uring *ring, int fd)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	int rc = io_uring_submit(ring);
+	if (rc < 0)
+		return rc;
+	/* A signal interrupts the wait, not the flush: wait for this very
+	 * completion, or the next sync would take it for its own. */
+	struct io_uring_cqe *cqe;
+	do
+		rc = io_uring_wait_cqe(ring, &cqe);
+	while (rc == -EINTR);
+	if (rc < 0)
+		return rc;
+	rc = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return rc < 0 ? rc : 0;
+}
+
+/* fdatasync(2) as an io_uring request on the handle's ring. */
+static int sys_ring_datasync(void *ring, int fd)
+{
+	int rc = ring_wait_datasync(ring, fd);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
+}
+#else
+static int sys_ring_datasync(void *ring, int fd)
+{
+	(void)ring;
+	return sys_fdatasync(fd);
+}
+#endif
+
 struct mmf_syscalls mmf_sys = {
 	.open = sys_open,
 	.close = close,
@@ -71,6 +116,7 @@ struct mmf_syscalls mmf_sys = {
 	.msync = msync,
 	.fsync = fsync,
 	.fdatasync = sys_fdatasync,
+	.ring_datasync = sys_ring_datasync,
 	.madvise = madvise,
 	.pread = pread,
 	.pwrite = pwrite,
