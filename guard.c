@@ -6,7 +6,7 @@
  * the program.  Each copy publishes what it is copying in a per-thread mark;
  * the handler, finding the faulting address inside the marked range, maps
  * anonymous memory over the rest of the copy so that the copy can finish, and
- * marks the handle patched.  The call, seeing the mark, puts the file back
+ * counts the fault on the handle.  The call, seeing the mark, puts the file back
  * under the mapping, learns the file's length and does its work again with
  * pread(2)/pwrite(2), which answer exactly as read(2)/write(2) would.  The
  * fast path pays two thread-local stores and a load, no system call.
@@ -18,10 +18,19 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#ifdef HAVE_LINUX_MEMBARRIER_H
+#include <linux/membarrier.h>
+#endif
+#if defined(SYS_membarrier) && HAVE_DECL_MEMBARRIER_CMD_PRIVATE_EXPEDITED
+#define MMF_MEMBARRIER 1
+#endif
 
-__thread struct mmf_guard *mmf_guard_active __attribute__((tls_model("initial-exec")));
+__thread struct mmf_guard mmf_guard_self __attribute__((tls_model("initial-exec")));
+bool mmf_guard_self_fence = true;
 
 static struct sigaction previous;
 static uintptr_t page_mask;
@@ -52,11 +61,12 @@ static void pass_on(int sig, siginfo_t *si, void *ctx)
 
 static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
-	struct mmf_guard *g = mmf_guard_active;
+	struct mmf_guard *g = &mmf_guard_self;
+	struct mmapfile *f = atomic_load_explicit(&g->f, memory_order_relaxed);
 	uintptr_t addr = (uintptr_t)si->si_addr;
-	if (g && si->si_code > 0 && addr >= g->lo && addr < g->hi) {
-		/* The flag first: any copy that meets the patch must find it set. */
-		atomic_store_explicit(&g->f->patched, true, memory_order_seq_cst);
+	if (f && si->si_code > 0 && addr >= g->lo && addr < g->hi) {
+		/* Counted first: any copy that meets the patch must find it. */
+		atomic_fetch_add_explicit(&f->faults, 1, memory_order_seq_cst);
 		int saved = errno;
 		uintptr_t start = addr & ~page_mask, end = (g->hi + page_mask) & ~page_mask;
 		void *p = mmap((void *)start, end - start, PROT_READ | PROT_WRITE,
@@ -68,9 +78,91 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 	pass_on(sig, si, ctx);
 }
 
+/* membarrier(2) lets mmf_quiesce put a full fence into every running thread
+ * of the process, so a copy needs none of its own between raising its mark
+ * and reading cut_seq (the asymmetric fence of user-space RCU). */
+static bool membarrier_ready(void)
+{
+#ifdef MMF_MEMBARRIER
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+	return false;
+#endif
+}
+
+/* Every thread's mark that has made a lock-free copy, for mmf_quiesce. */
+static pthread_mutex_t marks_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mmf_guard *marks;
+static pthread_key_t marks_key;
+
+static void unlink_mark(struct mmf_guard *g)
+{
+	if (g->prev)
+		g->prev->next = g->next;
+	else
+		marks = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	g->next = g->prev = NULL;
+}
+
+/* At thread exit, before its mark's storage goes. */
+static void forget_mark(void *p)
+{
+	pthread_mutex_lock(&marks_lock);
+	unlink_mark(p);
+	pthread_mutex_unlock(&marks_lock);
+}
+
+/* In a child of fork only the forking thread lives on. */
+static void after_fork_child(void)
+{
+	pthread_mutex_init(&marks_lock, NULL);
+	marks = NULL;
+	struct mmf_guard *g = &mmf_guard_self;
+	g->next = g->prev = NULL;
+	if (g->registered)
+		marks = g;
+	/* The child is a new process to membarrier(2); it has one thread, so
+	 * no copy is between its mark and its fence now. */
+	if (!mmf_guard_self_fence)
+		mmf_guard_self_fence = !membarrier_ready();
+}
+
+void mmf_guard_register(void)
+{
+	struct mmf_guard *g = &mmf_guard_self;
+	pthread_mutex_lock(&marks_lock);
+	g->prev = NULL;
+	g->next = marks;
+	if (marks)
+		marks->prev = g;
+	marks = g;
+	g->registered = true;
+	pthread_mutex_unlock(&marks_lock);
+	pthread_setspecific(marks_key, g);
+}
+
+void mmf_quiesce(struct mmapfile *f)
+{
+	if (!mmf_guard_self_fence) {
+#ifdef MMF_MEMBARRIER
+		syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+#endif
+	}
+	pthread_mutex_lock(&marks_lock);
+	for (struct mmf_guard *g = marks; g; g = g->next)
+		while (atomic_load_explicit(&g->f, memory_order_acquire) == f && g != &mmf_guard_self)
+			sched_yield();
+	pthread_mutex_unlock(&marks_lock);
+}
+
 static void install(void)
 {
 	page_mask = (uintptr_t)sysconf(_SC_PAGESIZE) - 1;
+	pthread_key_create(&marks_key, forget_mark);
+	pthread_atfork(NULL, NULL, after_fork_child);
+	mmf_guard_self_fence = !membarrier_ready();
 	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_ONSTACK };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, &previous);

@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#ifdef HAVE_SYS_SINGLE_THREADED_H
+#include <sys/single_threaded.h>
+#endif
 
 #include "mmapfile.h"
 
@@ -51,10 +54,29 @@ enum mmf_sticky {
 	MMF_STICKY_COUNT
 };
 
+/* What a copy without locks may use: a mapping of the file's first len bytes
+ * at base.  Views are never unmapped or freed while the handle is open, so a
+ * copy that loaded an old one still touches the file's own pages. */
+struct mmf_view {
+	char *base;
+	size_t len;
+	struct mmf_view *older;
+};
+
+/* Address space the handle mapped: a region reserved at base, the file
+ * mapped over its first mapped bytes.  Kept until close. */
+struct mmf_region {
+	char *base;
+	size_t mapped, reserved;
+	struct mmf_region *older;
+};
+
 /* Locking: pos_lock serialises the cursor calls (read, write, seek), as the
- * kernel's f_pos lock does; map_lock is held shared by every copy to or from
- * the mapping and exclusively by whatever moves it or changes the file's
- * length.  Order: pos_lock, then map_lock. */
+ * kernel's f_pos lock does; it is skipped while the process has one thread.
+ * map_lock is held
+ * exclusively by whatever changes the mapping or the file's length, and
+ * shared by the copies that do not take the lock-free path (mmapfile.c).
+ * Order: pos_lock, then map_lock. */
 struct mmapfile {
 	int fd;
 	bool readable, writable, append;
@@ -66,16 +88,25 @@ struct mmapfile {
 	off_t cursor;           /* under pos_lock */
 
 	pthread_rwlock_t map_lock;
-	char *base;             /* NULL when nothing is mapped */
-	size_t map_len;         /* bytes mapped, a multiple of page */
+	char *base;             /* the current region's; NULL when nothing is mapped */
+	size_t map_len;         /* bytes of the file mapped at base, whole pages */
+	size_t reserved;        /* address space reserved at base, >= map_len */
+	struct mmf_region *retired; /* earlier regions, unmapped at close */
+	_Atomic(struct mmf_view *) view; /* for lock-free copies; NULL: none */
+	struct mmf_view *views; /* every view published, freed at close */
 	int prot;
 	bool mapless;           /* the descriptor cannot be mapped: pread/pwrite */
 	off_t file_len;         /* the file's length on disk: size + reserve */
-	off_t limit;            /* writes below this need no growth */
+	_Atomic off_t limit;    /* writes below this need no growth */
 	_Atomic off_t size;     /* the logical size */
 	int sticky[MMF_STICKY_COUNT]; /* -1: none given; under map_lock */
 
-	_Atomic bool patched;   /* the fault guard put anonymous pages in the mapping */
+	/* Odd while the file is being cut (truncate, trim, a learned shrink):
+	 * a lock-free copy that saw it change is done again under the lock. */
+	_Atomic unsigned cut_seq;
+	/* Faults the guard patched, and how many of them the mapping has been
+	 * restored after: unequal, the mapping holds anonymous pages. */
+	_Atomic unsigned long faults, restored;
 
 	pthread_mutex_t flush_lock;
 	void *ring;             /* io_uring for the flush, made on first use */
@@ -86,6 +117,43 @@ struct mmapfile {
 static inline void mmf_rdlock(struct mmapfile *f) { pthread_rwlock_rdlock(&f->map_lock); }
 static inline void mmf_wrlock(struct mmapfile *f) { pthread_rwlock_wrlock(&f->map_lock); }
 static inline void mmf_unlock(struct mmapfile *f) { pthread_rwlock_unlock(&f->map_lock); }
+
+MMF_HIDDEN void mmf_quiesce(struct mmapfile *f);
+
+/* The cursor's lock, not taken while the process has a single thread
+ * (glibc says so, and only this thread could start another).  Returns
+ * whether it was taken. */
+static inline bool mmf_cursor_lock(struct mmapfile *f)
+{
+#ifdef HAVE_SYS_SINGLE_THREADED_H
+	if (__libc_single_threaded)
+		return false;
+#endif
+	pthread_mutex_lock(&f->pos_lock);
+	return true;
+}
+
+static inline void mmf_cursor_unlock(struct mmapfile *f, bool locked)
+{
+	if (locked)
+		pthread_mutex_unlock(&f->pos_lock);
+}
+
+/* Brackets around cutting the file (map_lock held exclusively): no
+ * lock-free copy runs in between. */
+static inline void mmf_cut_begin(struct mmapfile *f)
+{
+	atomic_fetch_add(&f->cut_seq, 1);
+	mmf_quiesce(f);
+}
+static inline void mmf_cut_end(struct mmapfile *f) { atomic_fetch_add(&f->cut_seq, 1); }
+
+/* Whether the mapping holds pages the fault guard patched. */
+static inline bool mmf_patched(struct mmapfile *f)
+{
+	return atomic_load_explicit(&f->faults, memory_order_acquire) !=
+	       atomic_load_explicit(&f->restored, memory_order_acquire);
+}
 
 static inline off_t mmf_size(struct mmapfile *f)
 {
@@ -108,14 +176,25 @@ MMF_HIDDEN void mmf_update_limit(struct mmapfile *f);
 MMF_HIDDEN int mmf_refresh(struct mmapfile *f);
 
 /* guard.c: the per-thread mark a copy to or from the mapping publishes, so
- * that a SIGBUS inside it becomes an answer instead of a crash. */
+ * that a SIGBUS inside it becomes an answer instead of a crash, and so that
+ * cutting a file can wait for the lock-free copies of it in flight. */
 struct mmf_guard {
-	uintptr_t lo, hi;       /* the mapping's side of the copy */
-	struct mmapfile *f;     /* whose patched flag a fault sets */
+	uintptr_t lo, hi;                /* the mapping's side of the copy */
+	_Atomic(struct mmapfile *) f;    /* whose copy; NULL outside copies */
+	struct mmf_guard *next, *prev;   /* every thread's mark, once registered */
+	bool registered;
 };
-extern MMF_HIDDEN __thread struct mmf_guard *mmf_guard_active
+extern MMF_HIDDEN __thread struct mmf_guard mmf_guard_self
 	__attribute__((tls_model("initial-exec")));
 MMF_HIDDEN void mmf_guard_install(void);
+/* Make this thread's mark visible to mmf_quiesce (once per thread). */
+MMF_HIDDEN void mmf_guard_register(void);
+/* True when a lock-free copy must fence after raising its mark, because
+ * mmf_quiesce cannot force the fence on it with membarrier(2). */
+extern MMF_HIDDEN bool mmf_guard_self_fence;
+/* Wait until no lock-free copy of f is in flight (map_lock exclusive, with
+ * cut_seq odd, so that no new one starts). */
+MMF_HIDDEN void mmf_quiesce(struct mmapfile *f);
 
 /* map.c: after a copy met the guard (map_lock not held): put the file back
  * under the mapping and learn its length. */

@@ -113,8 +113,14 @@ static int advise_lasting(struct mmapfile *f, int kind, int advice)
 {
 	mmf_wrlock(f);
 	int rc = f->base ? mmf_sys.madvise(f->base, f->map_len, advice) : advise_nothing(advice);
-	if (rc == 0)
+	if (rc == 0) {
 		f->sticky[kind] = advice;
+		/* Earlier regions still map the file: the advice holds there too
+		 * (the current one took it, so they can). */
+		for (struct mmf_region *r = f->retired; r; r = r->older)
+			if (r->mapped)
+				mmf_sys.madvise(r->base, r->mapped, advice);
+	}
 	mmf_unlock(f);
 	return rc;
 }

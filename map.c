@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 #define MMF_RESERVE_MIN ((off_t)64 << 10)
@@ -29,34 +30,87 @@ static size_t page_round(const struct mmapfile *f, off_t len)
 	return ((size_t)len + f->page - 1) & ~(f->page - 1);
 }
 
-/* Map the new length first, so that a failure leaves the old mapping as it
- * was; shrinking unmaps the tail in place.  The path for systems without
- * mremap, and whenever mremap refuses: a mapping that range advice has split
- * into several areas (EFAULT), or valgrind's mremap (ENOMEM). */
-static void *remap_fresh(struct mmapfile *f, size_t want)
+/* Publish the current mapping for lock-free copies (none without one, or
+ * when there is no memory to describe it: copies then take the lock). */
+static void publish_view(struct mmapfile *f)
 {
-	if (want < f->map_len) {
-		if (mmf_sys.munmap(f->base + want, f->map_len - want) != 0)
-			return MAP_FAILED;
-		return f->base;
+	struct mmf_view *v = NULL;
+	if (f->base && !f->mapless && (v = malloc(sizeof *v))) {
+		*v = (struct mmf_view){ .base = f->base, .len = f->map_len, .older = f->views };
+		f->views = v;
 	}
-	void *p = mmf_sys.mmap(NULL, want, f->prot, MAP_SHARED, f->fd, 0);
-	if (p != MAP_FAILED)
-		mmf_sys.munmap(f->base, f->map_len);
+	atomic_store_explicit(&f->view, v, memory_order_release);
+}
+
+/* Set the current region aside, mapped, until close: a copy without the
+ * lock may still be inside it. */
+static int retire_region(struct mmapfile *f)
+{
+	if (!f->base)
+		return 0;
+	struct mmf_region *r = malloc(sizeof *r);
+	if (!r)
+		return -1;
+	*r = (struct mmf_region){ .base = f->base, .mapped = f->map_len, .reserved = f->reserved,
+	                          .older = f->retired };
+	f->retired = r;
+	f->base = NULL;
+	f->map_len = f->reserved = 0;
+	return 0;
+}
+
+/* A new region: address space for twice the length, so that growth can stay
+ * in place, with the file mapped over its start.  Without the address space
+ * for that, just the file. */
+static char *map_region(struct mmapfile *f, size_t want, size_t *reserved)
+{
+	size_t resv = want <= (SIZE_MAX >> 2) ? 2 * want : want;
+	void *r = mmf_sys.mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED) {
+		r = NULL;
+		resv = want;
+	}
+	void *p = mmf_sys.mmap(r, want, f->prot, MAP_SHARED | (r ? MAP_FIXED : 0), f->fd, 0);
+	if (p == MAP_FAILED) {
+		int err = errno;
+		if (r)
+			mmf_sys.munmap(r, resv);
+		errno = err;
+		return NULL;
+	}
+	*reserved = resv;
 	return p;
 }
 
-static void *remap(struct mmapfile *f, size_t want)
+/* Map the file further into the current region's reserve: with mremap(2),
+ * which grows the mapping in place once the reserved pages after it are
+ * released; without it, by mapping over those pages. */
+static int extend_in_place(struct mmapfile *f, size_t want)
 {
+	if (!f->base || want > f->reserved)
+		return -1;
+	size_t add = want - f->map_len;
 #ifdef MMF_USE_MREMAP
-	void *p = mmf_sys.mremap(f->base, f->map_len, want, MREMAP_MAYMOVE);
-	if (p != MAP_FAILED)
-		return p;
+	if (mmf_sys.munmap(f->base + f->map_len, add) != 0)
+		return -1;
+	if (mmf_sys.mremap(f->base, f->map_len, want, 0) == f->base)
+		return 0;
+	/* The released pages may belong to another mapping by now: the region
+	 * ends at the mapping, and the rest of its reserve goes back. */
+	if (f->reserved > want)
+		mmf_sys.munmap(f->base + want, f->reserved - want);
+	f->reserved = f->map_len;
+	return -1;
+#else
+	void *p = mmf_sys.mmap(f->base + f->map_len, add, f->prot, MAP_SHARED | MAP_FIXED, f->fd,
+	                       (off_t)f->map_len);
+	return p == MAP_FAILED ? -1 : 0;
 #endif
-	return remap_fresh(f, want);
 }
 
-/* Make the mapping exactly [0, round_up(len)). */
+/* Map the file's first round_up(len) bytes.  A mapping never shrinks or
+ * moves away: copies without the lock may be inside it.  Pages past the
+ * file's end fault, and the guard answers for them. */
 int mmf_map_to(struct mmapfile *f, off_t len)
 {
 	if (f->mapless)
@@ -66,32 +120,49 @@ int mmf_map_to(struct mmapfile *f, off_t len)
 		errno = ENOMEM;
 		return -1;
 	}
-	if (want == f->map_len)
+	if (want <= f->map_len)
 		return 0;
-	if (want == 0) {
-		mmf_unmap(f);
-		mmf_update_limit(f);
-		return 0;
+	if (extend_in_place(f, want) == 0) {
+		f->map_len = want;
+	} else {
+		size_t resv;
+		char *p = map_region(f, want, &resv);
+		if (!p)
+			return -1;
+		if (retire_region(f) != 0) {
+			mmf_sys.munmap(p, resv);
+			errno = ENOMEM;
+			return -1;
+		}
+		f->base = p;
+		f->map_len = want;
+		f->reserved = resv;
 	}
-	void *p = f->base ? remap(f, want)
-	                  : mmf_sys.mmap(NULL, want, f->prot, MAP_SHARED, f->fd, 0);
-	if (p == MAP_FAILED)
-		return -1;
-	bool grew = want > f->map_len;
-	f->base = p;
-	f->map_len = want;
+	publish_view(f);
 	mmf_update_limit(f);
-	if (grew)
-		mmf_reapply_advice(f);
+	mmf_reapply_advice(f);
 	return 0;
 }
 
+/* At close: every region and view goes. */
 void mmf_unmap(struct mmapfile *f)
 {
+	atomic_store_explicit(&f->view, NULL, memory_order_release);
 	if (f->base)
-		mmf_sys.munmap(f->base, f->map_len);
+		mmf_sys.munmap(f->base, f->reserved);
 	f->base = NULL;
-	f->map_len = 0;
+	f->map_len = f->reserved = 0;
+	while (f->retired) {
+		struct mmf_region *r = f->retired;
+		f->retired = r->older;
+		mmf_sys.munmap(r->base, r->reserved);
+		free(r);
+	}
+	while (f->views) {
+		struct mmf_view *v = f->views;
+		f->views = v->older;
+		free(v);
+	}
 }
 
 /* Where the file should end when a write needs end: geometric, so that
@@ -163,14 +234,16 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 /* Cut the file to len (below its current length) and shrink the mapping. */
 int mmf_cut(struct mmapfile *f, off_t len)
 {
-	if (mmf_sys.ftruncate(f->fd, len) != 0)
-		return -1;
-	f->file_len = len;
-	if (mmf_size(f) > len)
-		mmf_set_size(f, len);
-	mmf_map_to(f, len); /* a failed shrink only leaves unused address space */
-	mmf_update_limit(f);
-	return 0;
+	mmf_cut_begin(f);
+	int rc = mmf_sys.ftruncate(f->fd, len);
+	if (rc == 0) {
+		f->file_len = len;
+		if (mmf_size(f) > len)
+			mmf_set_size(f, len);
+		mmf_update_limit(f);
+	}
+	mmf_cut_end(f);
+	return rc;
 }
 
 /* Growth by another process: map what it added.  Shrinking by another
@@ -179,10 +252,12 @@ int mmf_cut(struct mmapfile *f, off_t len)
 static int apply_length(struct mmapfile *f, off_t disk)
 {
 	if (disk < f->file_len) {
+		mmf_cut_begin(f);
 		f->file_len = disk;
 		if (mmf_size(f) > disk)
 			mmf_set_size(f, disk);
 		mmf_update_limit(f);
+		mmf_cut_end(f);
 		return 0;
 	}
 	if (!f->mapless && page_round(f, disk) > f->map_len && mmf_map_to(f, disk) != 0)
@@ -208,24 +283,32 @@ int mmf_refresh(struct mmapfile *f)
 	return rc;
 }
 
+static bool remap_file(struct mmapfile *f, char *base, size_t len)
+{
+	return !len || mmf_sys.mmap(base, len, f->prot, MAP_SHARED | MAP_FIXED, f->fd, 0) != MAP_FAILED;
+}
+
 /* Put the file back under every page the fault guard patched: one mapping
- * over the same addresses replaces them all. */
+ * over each region's addresses replaces them all. */
 static int restore_mapping(struct mmapfile *f)
 {
-	if (!atomic_load_explicit(&f->patched, memory_order_relaxed))
+	unsigned long seen = atomic_load(&f->faults);
+	if (seen == atomic_load(&f->restored))
 		return 0;
-	void *p = mmf_sys.mmap(f->base, f->map_len, f->prot, MAP_SHARED | MAP_FIXED, f->fd, 0);
-	if (p == MAP_FAILED) {
-		/* The old pages may be gone already: go on without a mapping,
-		 * through pread/pwrite, rather than leave a hole under base. */
-		mmf_sys.munmap(f->base, f->map_len);
-		f->base = NULL;
-		f->map_len = 0;
+	bool ok = !f->base || remap_file(f, f->base, f->map_len);
+	for (struct mmf_region *r = f->retired; r; r = r->older)
+		ok = remap_file(f, r->base, r->mapped) && ok;
+	if (!ok) {
+		/* Patched pages may remain: go on without the mapping, through
+		 * pread/pwrite; the regions stay reserved until close. */
 		f->mapless = true;
+		retire_region(f);
+		publish_view(f);
+		mmf_update_limit(f);
 		mmf_trim(f);
 	}
-	atomic_store_explicit(&f->patched, false, memory_order_relaxed);
-	if (f->base)
+	atomic_store(&f->restored, seen);
+	if (f->base && !f->mapless)
 		mmf_reapply_advice(f);
 	mmf_update_limit(f);
 	return 0;
@@ -245,11 +328,14 @@ int mmf_trim(struct mmapfile *f)
 		return -1;
 	if (st.st_size > f->file_len || st.st_size <= size)
 		return apply_length(f, st.st_size);
-	if (mmf_sys.ftruncate(f->fd, size) != 0)
-		return -1;
-	f->file_len = size;
-	mmf_update_limit(f);
-	return 0;
+	mmf_cut_begin(f);
+	int rc = mmf_sys.ftruncate(f->fd, size);
+	if (rc == 0) {
+		f->file_len = size;
+		mmf_update_limit(f);
+	}
+	mmf_cut_end(f);
+	return rc;
 }
 
 /* Learn the file's length from the file itself. */

@@ -48,23 +48,115 @@ static void mmf_copy(void *dst, const void *src, size_t n)
 #define mmf_copy memcpy
 #endif
 
-/* Copy to or from the mapping with the fault guard up, under map_lock.
- * Returns whether the copy met a fault: its own, or pages another copy's
- * fault patched.  Asked under the lock, as the recovery, which clears the
- * patch, takes the lock exclusively. */
-static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t n, off_t off)
+/* Copy to or from the mapping with the fault guard up: a fault inside
+ * [map_side, map_side + n) is counted on the handle and patched over, so the
+ * copy always finishes; the caller then looks at the count.  The mark is
+ * raised already on the lock-free paths. */
+static void copy_marked(struct mmapfile *f, const char *map_side, void *dst, const void *src, size_t n)
 {
-	struct mmf_guard g = {
-		.lo = (uintptr_t)(f->base + off), .hi = (uintptr_t)(f->base + off) + n, .f = f,
-	};
-	mmf_guard_active = &g;
+	struct mmf_guard *g = &mmf_guard_self;
+	g->lo = (uintptr_t)map_side;
+	g->hi = (uintptr_t)map_side + n;
+	atomic_store_explicit(&g->f, f, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
 	mmf_copy(dst, src, n);
-	/* The handler sets the flag before it patches: a copy that touched a
-	 * patched page must see the flag, so no load may pass the copy. */
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&g->f, NULL, memory_order_release);
+}
+
+/* A copy under map_lock.  Returns whether it met a fault: its own, or pages
+ * another copy's fault patched.  The handler counts a fault before it
+ * patches, so no load may pass the copy (nor, for a write, its stores). */
+static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t n, off_t off)
+{
+	copy_marked(f, f->base + off, dst, src, n);
 	atomic_thread_fence(memory_order_seq_cst);
-	mmf_guard_active = NULL;
-	return atomic_load_explicit(&f->patched, memory_order_relaxed);
+	return mmf_patched(f);
+}
+
+/* The lock-free paths.  A copy there uses the published view (never
+ * unmapped while the handle is open).  Its thread's mark, raised before it
+ * looks at cut_seq, makes a cut of the file wait for it (mmf_quiesce); a
+ * cut in progress sends it to the locked path.  A fault patched meanwhile
+ * (its own, or another copy's) has it done again under the lock. */
+static bool fast_begin(struct mmapfile *f, unsigned long *faults)
+{
+	struct mmf_guard *g = &mmf_guard_self;
+	if (!g->registered)
+		mmf_guard_register();
+	atomic_store_explicit(&g->f, f, memory_order_relaxed);
+	if (mmf_guard_self_fence)
+		atomic_thread_fence(memory_order_seq_cst);
+	else
+		atomic_signal_fence(memory_order_seq_cst);
+	*faults = atomic_load_explicit(&f->faults, memory_order_acquire);
+	if (!(atomic_load_explicit(&f->cut_seq, memory_order_acquire) & 1) &&
+	    *faults == atomic_load_explicit(&f->restored, memory_order_acquire))
+		return true;
+	atomic_store_explicit(&g->f, NULL, memory_order_release);
+	return false;
+}
+
+/* Copy with the mark already raised, then lower it. */
+static void fast_copy(const char *map_side, void *dst, const void *src, size_t n)
+{
+	struct mmf_guard *g = &mmf_guard_self;
+	g->lo = (uintptr_t)map_side;
+	g->hi = (uintptr_t)map_side + n;
+	atomic_signal_fence(memory_order_seq_cst);
+	mmf_copy(dst, src, n);
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void fast_end(void)
+{
+	atomic_store_explicit(&mmf_guard_self.f, NULL, memory_order_release);
+}
+
+/* A read that ends before the size; -1 for the locked path (which also
+ * learns whether another process changed a file read to its end). */
+static ssize_t read_fast(struct mmapfile *f, void *buf, size_t n, off_t off)
+{
+	unsigned long faults;
+	if (!fast_begin(f, &faults))
+		return -1;
+	off_t size = mmf_size(f);
+	const struct mmf_view *v = atomic_load_explicit(&f->view, memory_order_acquire);
+	ssize_t k = -1;
+	if (v && off < size && (off_t)n < size - off && off + (off_t)n <= (off_t)v->len) {
+		fast_copy(v->base + off, buf, v->base + off, n);
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&f->faults, memory_order_relaxed) == faults)
+			k = (ssize_t)n;
+	}
+	fast_end();
+	return k;
+}
+
+static void raise_size(struct mmapfile *f, off_t end);
+
+/* A write inside what is mapped and allocated: 1 done, 0 for the locked
+ * path, -1 when a fault met it and it must be written again. */
+static int write_fast(struct mmapfile *f, const void *buf, size_t n, off_t off)
+{
+	unsigned long faults;
+	if (f->sync_mode || !fast_begin(f, &faults))
+		return 0;
+	off_t limit = atomic_load_explicit(&f->limit, memory_order_acquire);
+	const struct mmf_view *v = atomic_load_explicit(&f->view, memory_order_acquire);
+	off_t size = mmf_size(f);
+	int rc = 0;
+	if (v && off <= limit && (off_t)n <= limit - off && off + (off_t)n <= (off_t)v->len &&
+	    !(n >= MMF_PWRITE_MIN && off >= size)) {
+		fast_copy(v->base + off, v->base + off, buf, n);
+		/* No load of the count may pass the copy's stores. */
+		atomic_thread_fence(memory_order_seq_cst);
+		rc = atomic_load_explicit(&f->faults, memory_order_relaxed) == faults ? 1 : -1;
+		if (rc > 0 && off + (off_t)n > size)
+			raise_size(f, off + (off_t)n);
+	}
+	fast_end();
+	return rc;
 }
 
 static void *fail(int err)
@@ -267,8 +359,11 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 
 ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
+	ssize_t k = read_fast(f, buf, n, off);
+	if (k >= 0)
+		return k;
 	bool faulted = false;
-	ssize_t k = readat_mapped(f, buf, n, off, &faulted);
+	k = readat_mapped(f, buf, n, off, &faulted);
 	if (!faulted)
 		return k;
 	if (mmf_recover(f) != 0)
@@ -373,8 +468,12 @@ static ssize_t writeat_direct(struct mmapfile *f, const void *buf, size_t n, off
 
 ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
 {
-	bool faulted = false;
-	ssize_t k = writeat_mapped(f, buf, n, at, append, &faulted);
+	/* Appends take the lock: where they land depends on the size. */
+	int fast = append ? 0 : write_fast(f, buf, n, *at);
+	bool faulted = fast < 0;
+	ssize_t k = (ssize_t)n;
+	if (fast == 0)
+		k = writeat_mapped(f, buf, n, at, append, &faulted);
 	if (faulted)
 		k = mmf_recover(f) == 0 ? writeat_direct(f, buf, n, at, append) : -1;
 	if (k > 0 && f->sync_mode && mmf_sync_write(f, *at, (size_t)k) != 0)
@@ -404,12 +503,12 @@ ssize_t mmapfile_read(mmapfile_t *f, void *buf, size_t n)
 		return -1;
 	if (n == 0)
 		return 0;
-	pthread_mutex_lock(&f->pos_lock);
+	bool locked = mmf_cursor_lock(f);
 	ssize_t k = (off_t)n > MMF_OFF_MAX - f->cursor ? fail_int(EINVAL)
 	                                                : mmf_readat(f, buf, n, f->cursor);
 	if (k > 0)
 		f->cursor += k;
-	pthread_mutex_unlock(&f->pos_lock);
+	mmf_cursor_unlock(f, locked);
 	return k;
 }
 
@@ -419,14 +518,14 @@ ssize_t mmapfile_write(mmapfile_t *f, const void *buf, size_t n)
 		return -1;
 	if (n == 0)
 		return 0;
-	pthread_mutex_lock(&f->pos_lock);
+	bool locked = mmf_cursor_lock(f);
 	off_t off = f->cursor;
 	ssize_t k = !f->append && (off_t)n > MMF_OFF_MAX - off
 	                ? fail_int(EINVAL)
 	                : mmf_writeat(f, buf, n, &off, f->append);
 	if (k > 0)
 		f->cursor = off + k;
-	pthread_mutex_unlock(&f->pos_lock);
+	mmf_cursor_unlock(f, locked);
 	return k;
 }
 

@@ -22,13 +22,13 @@ off_t mmapfile_seek(mmapfile_t *f, off_t off, int whence)
 	}
 	if (whence == SEEK_END && mmf_refresh(f) != 0)
 		return -1;
-	pthread_mutex_lock(&f->pos_lock);
+	bool locked = mmf_cursor_lock(f);
 	off_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? f->cursor : mmf_size(f);
 	off_t pos = -1;
 	if ((off > 0 && base > MMF_OFF_MAX - off) || base + off < 0)
 		errno = EINVAL;
 	else if (offset_allowed(f, base + off) == 0)
 		pos = f->cursor = base + off;
-	pthread_mutex_unlock(&f->pos_lock);
+	mmf_cursor_unlock(f, locked);
 	return pos;
 }
