@@ -94,6 +94,7 @@ struct mmapfile {
 	struct mmf_region *retired; /* earlier regions, unmapped at close */
 	_Atomic(struct mmf_view *) view; /* for lock-free copies; NULL: none */
 	struct mmf_view *views; /* every view published, freed at close */
+	_Atomic unsigned lazy_reads; /* reads before a small file is mapped */
 	int prot;
 	bool mapless;           /* the descriptor cannot be mapped: pread/pwrite */
 	off_t file_len;         /* the file's length on disk: size + reserve */

@@ -161,6 +161,10 @@ int mmapfile_madvise(mmapfile_t *f, off_t off, size_t len, int advice)
 		errno = EINVAL;
 		return -1;
 	}
+	mmf_wrlock(f);
+	if (!f->base && !f->mapless && mmf_size(f) > 0)
+		mmf_map_to(f, f->file_len); /* advice is about a mapping: make it */
+	mmf_unlock(f);
 	int kind = sticky_kind(advice);
 	if (off == 0 && len == 0 && kind >= 0)
 		return advise_lasting(f, kind, advice);

@@ -24,6 +24,13 @@
  * 3.1 GB/s in favour of pwrite. */
 #define MMF_PWRITE_MIN ((size_t)16 << 10)
 
+/* Mapping a file costs more than reading a few KiB of it (about 6.5 us
+ * against 1.5 us for open/fstat/pread of 4 KiB): a smaller file is mapped
+ * when it is first written, advised, or read for the MMF_LAZY_READS-th time;
+ * until then reads are pread(2). */
+#define MMF_MAP_AT_OPEN ((off_t)64 << 10)
+#define MMF_LAZY_READS 8
+
 /* Copies to and from the mapping.  Threads may copy the same file bytes at
  * once, exactly as pread/pwrite on one descriptor may; that is the file's
  * data, not the library's state, so ThreadSanitizer is told not to look. */
@@ -262,7 +269,7 @@ mmapfile_t *mmapfile_open(const char *path, int flags, mode_t mode)
 		goto out;
 	f->file_len = st.st_size;
 	mmf_set_size(f, st.st_size);
-	if (mmf_map_to(f, f->file_len) != 0)
+	if (f->file_len >= MMF_MAP_AT_OPEN && mmf_map_to(f, f->file_len) != 0)
 		goto out;
 	mmf_update_limit(f);
 	return f;
@@ -333,7 +340,8 @@ static ssize_t pread_size(struct mmapfile *f, void *buf, size_t n, off_t off)
 	return r;
 }
 
-static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off, bool *faulted)
+static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off, bool *faulted,
+                             bool *short_read)
 {
 	mmf_rdlock(f);
 	off_t size = mmf_size(f);
@@ -347,8 +355,10 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 		size = mmf_size(f);
 	}
 	ssize_t k = 0;
-	if (f->mapless) {
+	if (f->mapless || !f->base) {
 		k = pread_size(f, buf, n, off);
+		/* Short of the size: another process cut the file. */
+		*short_read = k >= 0 && (size_t)k < n && off + k < size;
 	} else if (off < size) {
 		k = (off_t)n < size - off ? (ssize_t)n : (ssize_t)(size - off);
 		*faulted = guarded_copy(f, buf, f->base + off, (size_t)k, off);
@@ -357,13 +367,28 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 	return k;
 }
 
+/* A handle not mapped at open maps once its reads show it is used. */
+static void map_if_used(struct mmapfile *f)
+{
+	if (atomic_fetch_add_explicit(&f->lazy_reads, 1, memory_order_relaxed) < MMF_LAZY_READS)
+		return;
+	mmf_wrlock(f);
+	if (!f->base && !f->mapless)
+		mmf_map_to(f, f->file_len); /* without it, reads stay pread(2) */
+	mmf_unlock(f);
+}
+
 ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
 	ssize_t k = read_fast(f, buf, n, off);
 	if (k >= 0)
 		return k;
-	bool faulted = false;
-	k = readat_mapped(f, buf, n, off, &faulted);
+	if (!atomic_load_explicit(&f->view, memory_order_relaxed) && !f->mapless)
+		map_if_used(f);
+	bool faulted = false, short_read = false;
+	k = readat_mapped(f, buf, n, off, &faulted, &short_read);
+	if (short_read && mmf_refresh(f) != 0)
+		return -1;
 	if (!faulted)
 		return k;
 	if (mmf_recover(f) != 0)
@@ -400,7 +425,7 @@ static ssize_t pwrite_all(struct mmapfile *f, const char *buf, size_t n, off_t o
 static ssize_t copy_in(struct mmapfile *f, const void *buf, size_t n, off_t off, bool *faulted)
 {
 	ssize_t k = (ssize_t)n;
-	if (f->mapless || (n >= MMF_PWRITE_MIN && off >= mmf_size(f)))
+	if (f->mapless || !f->base || (n >= MMF_PWRITE_MIN && off >= mmf_size(f)))
 		k = pwrite_all(f, buf, n, off);
 	else if ((*faulted = guarded_copy(f, f->base + off, buf, n, off)))
 		return k;
