@@ -323,7 +323,7 @@ int mmf_trim(struct mmapfile *f)
 	off_t size = mmf_size(f);
 	struct stat st;
 	if (f->file_len <= size)
-		return 0;
+		return mmf_relearn(f); /* nothing to cut; learn what others did */
 	if (mmf_sys.fstat(f->fd, &st) != 0)
 		return -1;
 	if (st.st_size > f->file_len || st.st_size <= size)

@@ -26,7 +26,11 @@ int mmapfile_truncate(mmapfile_t *f, off_t size)
 		return -1;
 	}
 	mmf_wrlock(f);
-	int rc = set_size(f, size);
+	/* The reserve is zeros only while the file ends where this handle
+	 * left it: learn first what another process did to the length. */
+	int rc = mmf_relearn(f);
+	if (rc == 0)
+		rc = set_size(f, size);
 	mmf_unlock(f);
 	return rc;
 }

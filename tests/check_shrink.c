@@ -389,6 +389,45 @@ START_TEST(test_foreign_sigbus_reaches_handler_after)
 }
 END_TEST
 
+/* A handler installed after the first open that passes on what it does not
+ * handle, as chaining handlers do: the library's copies stay protected. */
+static struct sigaction replaced;
+static volatile sig_atomic_t chained;
+
+static void chaining_handler(int sig, siginfo_t *si, void *ctx)
+{
+	chained++;
+	if (replaced.sa_flags & SA_SIGINFO)
+		replaced.sa_sigaction(sig, si, ctx);
+	else
+		_exit(44);
+}
+
+START_TEST(test_chaining_handler_after_keeps_guard)
+{
+	const char *p = tu_path("f");
+	make_file(p, 128 * KiB);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
+		if (!f)
+			_exit(20);
+		struct sigaction sa = { .sa_sigaction = chaining_handler, .sa_flags = SA_SIGINFO };
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGBUS, &sa, &replaced) != 0 || truncate(p, 4 * KiB) != 0)
+			_exit(21);
+		char buf[100];
+		/* Inside the size the handle knows: a copy through the mapping. */
+		ssize_t r = mmapfile_readat(f, buf, sizeof buf, 100 * KiB);
+		_exit(r == 0 && chained > 0 && mmapfile_close(f) == 0 ? 0 : 22);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+}
+END_TEST
+
 /* With no handler of the program's, a SIGBUS ends the program exactly as it
  * would have without the library: killed by the signal, or, under a
  * sanitizer, by the sanitizer's own report.  The oracle is the same child
@@ -436,6 +475,7 @@ int main(void)
 	tc = tu_tcase("chaining", 30);
 	tcase_add_test(tc, test_foreign_sigbus_reaches_handler_before);
 	tcase_add_test(tc, test_foreign_sigbus_reaches_handler_after);
+	tcase_add_test(tc, test_chaining_handler_after_keeps_guard);
 	tcase_add_loop_test(tc, test_foreign_sigbus_fatal_as_without_library, 0, 2);
 	tcase_add_loop_test(tc, test_ignored_sigbus_as_without_library, 0, 2);
 	suite_add_tcase(s, tc);
