@@ -1,0 +1,1205 @@
+/* fuzz_oracle.c - a libFuzzer harness: every input is a sequence of
+ * operations, run on an mmapfile_t and on a twin file driven through a plain
+ * descriptor opened with the same flags (the oracle).  Every return value,
+ * errno on failure, the bytes read, the cursor and (while the handle can know
+ * it) the size must agree; the two files are compared regularly, exactly
+ * after mmapfile_sync and mmapfile_close.  A mismatch prints the operation's
+ * index, the operation, both results and the operations before it, then
+ * aborts (libFuzzer saves the input).
+ *
+ * Where DESIGN.md deliberately differs from a Linux descriptor the twin is
+ * not asked and the handle is held to DESIGN.md: writeat on an O_APPEND
+ * handle, a NULL buffer with n > 0, n > SSIZE_MAX, SEEK_DATA/SEEK_HOLE, open
+ * flags outside the supported set: all EINVAL, in DESIGN.md's error order.
+ * mmapfile_sync is held to 0 (the twin needs no flush).  madvise is held to
+ * DESIGN.md's range rules (EINVAL, ENOMEM), an errno the kernel can give
+ * otherwise, and MADV_REMOVE's effect (the twin gets the same pages zeroed).
+ *
+ * "Another process" changes the file through a descriptor of its own
+ * (truncate(2)/pwrite(2) by path; the same is done to the twin):
+ *   - a shrink is only to a page boundary, below the handle's size.  A shrink
+ *     whose end falls inside a page is the limit DESIGN.md documents (bytes
+ *     of that page past the new end read as zeros until the handle learns
+ *     the size); the harness does not generate it.
+ *   - growth is only past the file's length on disk (the handle's reserve
+ *     cannot be told from the file, DESIGN.md "Growth by others"); while a
+ *     shrink is not yet learned, only to a page boundary below the handle's
+ *     size (growth into the handle's size reads as the twin does).
+ *   - data written by another process lands inside the handle's size, or
+ *     past the length on disk.
+ * Until the handle learns such a change (DESIGN.md: a read reaching its end,
+ * seek(SEEK_END), a shrink below its size; also a reopen) mmapfile_size()
+ * and an O_APPEND write's position are the handle's knowledge, not the
+ * file's: the size is then not compared, and an O_APPEND handle is made to
+ * learn at once (seek to the end and back, on both).  Reads and writes are
+ * compared all the same.
+ *
+ * Bounds: offsets that write stay below 1 MiB (plus a 64 KiB transfer);
+ * far offsets are used only where they fail (EINVAL on overflow, EFBIG past
+ * the file system's largest size, probed at start) or only seek or read.
+ *
+ * Environment:
+ *   FUZZ_ORACLE_TRACE=1   print every operation to stderr
+ *   FUZZ_ORACLE_LAX=list  comma-separated checks to leave out, for known
+ *                         library deviations (see README.md):
+ *                           stale-truncate  no truncate through the handle
+ *                                           while it has not learned
+ *                                           another process's change
+ *                           sync-learn      do not require mmapfile_sync of
+ *                                           a writable handle to learn a
+ *                                           shrink by another process
+ *                           read-clobber    after a shrink by another
+ *                                           process, do not require a read
+ *                                           to leave the buffer past what
+ *                                           it returns untouched
+ *                           stale-append    after a shrink by another
+ *                                           process, make an O_APPEND handle
+ *                                           learn the size before it writes
+ *   TMPDIR                where the temporary directory is made
+ */
+#define _GNU_SOURCE
+#include "mmapfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef SEEK_DATA
+#define SEEK_DATA 3
+#endif
+#ifndef SEEK_HOLE
+#define SEEK_HOLE 4
+#endif
+#ifndef O_PATH
+#define O_PATH 010000000
+#endif
+#ifndef O_DIRECT
+#define O_DIRECT 040000
+#endif
+
+#define OFF_MAX ((off_t)INT64_MAX)
+#define OFF_MIN ((off_t)INT64_MIN)
+#define CAP ((off_t)1 << 20)   /* writes and truncates start below this */
+#define MAXLEN ((size_t)65535) /* the longest transfer */
+#define CANARY 0x5A
+#define HIST 16
+#define MAX_OPS 400
+#define CHECK_EVERY 8
+
+/* ---- the input ----------------------------------------------------------- */
+
+struct in {
+	const uint8_t *p;
+	size_t n;
+};
+
+static unsigned u8(struct in *in)
+{
+	if (!in->n)
+		return 0;
+	in->n--;
+	return *in->p++;
+}
+
+static unsigned u16(struct in *in)
+{
+	unsigned v = u8(in);
+	return v | u8(in) << 8;
+}
+
+static uint32_t u24(struct in *in)
+{
+	uint32_t v = u16(in);
+	return v | (uint32_t)u8(in) << 16;
+}
+
+/* ---- state ----------------------------------------------------------------- */
+
+struct state {
+	char dir[512], mpath[600], tpath[600];
+	mmapfile_t *h;
+	int tfd;
+	int flags;           /* the handle's flags */
+	bool stale_shrink;   /* another process shrank the file; not learned yet */
+	bool stale_grow;     /* another process grew the file; not learned yet */
+	long idx;
+	char desc[320];
+	char hist[HIST][400];
+	bool trace;
+	bool lax_stale_truncate, lax_sync_learn, lax_clobber, lax_stale_append;
+	bool huge_efbig;     /* offsets >= fs_max fail with EFBIG (and fs_max is far) */
+	off_t fs_max;
+	size_t page;
+	unsigned long long inputs, ops;
+};
+
+static struct state S;
+static unsigned char wbuf[MAXLEN + 1], hbuf[MAXLEN + 1], tbuf[MAXLEN + 1];
+static unsigned char cmp_a[1 << 16], cmp_b[1 << 16];
+
+static bool readable(int flags) { return (flags & O_ACCMODE) != O_WRONLY; }
+static bool writable(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
+static bool appending(int flags) { return (flags & O_APPEND) != 0; }
+
+static const char *errname(int e)
+{
+	switch (e) {
+	case 0: return "0";
+	case EBADF: return "EBADF";
+	case EINVAL: return "EINVAL";
+	case EEXIST: return "EEXIST";
+	case ENOENT: return "ENOENT";
+	case EFBIG: return "EFBIG";
+	case EFAULT: return "EFAULT";
+	case ENOSPC: return "ENOSPC";
+	case ENOMEM: return "ENOMEM";
+	case EACCES: return "EACCES";
+	case EPERM: return "EPERM";
+	case EAGAIN: return "EAGAIN";
+	case EIO: return "EIO";
+	case EBUSY: return "EBUSY";
+	case ENODEV: return "ENODEV";
+	case EOVERFLOW: return "EOVERFLOW";
+	default: return strerror(e);
+	}
+}
+
+static const char *flags_str(int flags)
+{
+	static char s[200];
+	int acc = flags & O_ACCMODE;
+	snprintf(s, sizeof s, "%s%s%s%s%s%s%s%s%s",
+		 acc == O_RDONLY ? "O_RDONLY" : acc == O_WRONLY ? "O_WRONLY" : acc == O_RDWR ? "O_RDWR" : "O_ACCMODE",
+		 flags & O_APPEND ? "|O_APPEND" : "", flags & O_TRUNC ? "|O_TRUNC" : "",
+		 (flags & O_SYNC) == O_SYNC ? "|O_SYNC" : (flags & O_DSYNC) ? "|O_DSYNC" : "",
+		 flags & O_CREAT ? "|O_CREAT" : "", flags & O_EXCL ? "|O_EXCL" : "",
+		 flags & O_CLOEXEC ? "|O_CLOEXEC" : "", flags & O_NOATIME ? "|O_NOATIME" : "",
+		 flags & ~(O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_CREAT | O_EXCL |
+			   O_CLOEXEC | O_NOATIME) ? "|other" : "");
+	return s;
+}
+
+static void mismatch(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void mismatch(int line, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nfuzz_oracle: MISMATCH at op %ld (fuzz_oracle.c:%d)\n", S.idx, line);
+	fprintf(stderr, "fuzz_oracle: the operations (handle %s, stale shrink %d, stale growth %d):\n",
+		flags_str(S.flags), S.stale_shrink, S.stale_grow);
+	for (long i = S.idx - HIST + 1; i <= S.idx; i++)
+		if (i >= 0)
+			fprintf(stderr, "  op %ld: %s\n", i, S.hist[i % HIST]);
+	fprintf(stderr, "fuzz_oracle: %s\n", msg);
+	fflush(stderr);
+	abort();
+}
+
+#define EXPECT(cond, ...) do { if (!(cond)) mismatch(__LINE__, __VA_ARGS__); } while (0)
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(S.desc, sizeof S.desc, fmt, ap);
+	va_end(ap);
+	snprintf(S.hist[S.idx % HIST], sizeof S.hist[0], "%s", S.desc);
+	if (S.trace)
+		fprintf(stderr, "op %ld: %s\n", S.idx, S.desc);
+}
+
+/* Handle result against the twin's: the same value, and errno on failure. */
+static void same(const char *what, long long r, int e, long long tr, int te)
+{
+	EXPECT(r == tr, "%s: the handle returned %lld (errno %s), the twin %lld (errno %s)",
+	       what, r, r < 0 ? errname(e) : "-", tr, tr < 0 ? errname(te) : "-");
+	if (tr < 0)
+		EXPECT(e == te, "%s: the handle failed with errno %s, the twin with %s", what,
+		       errname(e), errname(te));
+}
+
+/* A call the twin is not asked about: DESIGN.md says -1 with err. */
+static void modelled(const char *what, long long r, int e, int err)
+{
+	EXPECT(r == -1 && e == err, "%s: expected -1 with %s (DESIGN.md), the handle returned %lld (errno %s)",
+	       what, errname(err), r, r < 0 ? errname(e) : "-");
+}
+
+/* a - b, saturated at the ends of off_t. */
+static off_t sub_sat(off_t a, off_t b)
+{
+	off_t r;
+	if (__builtin_sub_overflow(a, b, &r))
+		return b < 0 ? OFF_MAX : OFF_MIN;
+	return r;
+}
+
+static off_t twin_size(void)
+{
+	struct stat st;
+	EXPECT(fstat(S.tfd, &st) == 0, "fstat(twin): %s", strerror(errno));
+	return st.st_size;
+}
+
+static off_t twin_cursor(void)
+{
+	off_t c = lseek(S.tfd, 0, SEEK_CUR);
+	EXPECT(c >= 0, "lseek(twin): %s", strerror(errno));
+	return c;
+}
+
+static off_t path_size(const char *p)
+{
+	struct stat st;
+	EXPECT(stat(p, &st) == 0, "stat %s: %s", p, strerror(errno));
+	return st.st_size;
+}
+
+static off_t handle_size(void)
+{
+	errno = 0;
+	off_t s = mmapfile_size(S.h);
+	EXPECT(s >= 0, "mmapfile_size failed: %s", errname(errno));
+	return s;
+}
+
+static void fill(unsigned char *b, size_t n, uint32_t seed)
+{
+	uint64_t x = 0x9E3779B97F4A7C15ull * (seed + 1) + (uint64_t)S.idx;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[i] = (unsigned char)(x >> 24);
+	}
+}
+
+/* ---- whole-file comparison ------------------------------------------------- */
+
+static void full_pread(int fd, unsigned char *b, size_t n, off_t off, const char *p)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = pread(fd, b + got, n - got, off + (off_t)got);
+		EXPECT(k > 0, "reading %s: %s", p, k < 0 ? strerror(errno) : "short file");
+		got += (size_t)k;
+	}
+}
+
+/* The handle's file holds the twin's bytes; past them, up to its length on
+ * disk, only zeros (the reserve).  exact: no reserve allowed. */
+static void compare_files(const char *when, bool exact)
+{
+	int a = open(S.mpath, O_RDONLY | O_CLOEXEC), b = open(S.tpath, O_RDONLY | O_CLOEXEC);
+	EXPECT(a >= 0 && b >= 0, "open for comparison: %s", strerror(errno));
+	struct stat sa, sb;
+	EXPECT(fstat(a, &sa) == 0 && fstat(b, &sb) == 0, "fstat: %s", strerror(errno));
+	if (exact)
+		EXPECT(sa.st_size == sb.st_size, "%s: the file is %jd bytes on disk, the twin %jd",
+		       when, (intmax_t)sa.st_size, (intmax_t)sb.st_size);
+	else
+		EXPECT(sa.st_size >= sb.st_size, "%s: the file is %jd bytes on disk, shorter than the twin's %jd",
+		       when, (intmax_t)sa.st_size, (intmax_t)sb.st_size);
+	for (off_t o = 0; o < sb.st_size; ) {
+		size_t n = sb.st_size - o < (off_t)sizeof cmp_a ? (size_t)(sb.st_size - o) : sizeof cmp_a;
+		full_pread(a, cmp_a, n, o, S.mpath);
+		full_pread(b, cmp_b, n, o, S.tpath);
+		if (memcmp(cmp_a, cmp_b, n) != 0) {
+			size_t i = 0;
+			while (cmp_a[i] == cmp_b[i])
+				i++;
+			mismatch(__LINE__, "%s: the files differ first at byte %jd (0x%02x, twin 0x%02x); "
+				 "sizes %jd and %jd", when, (intmax_t)(o + (off_t)i), cmp_a[i], cmp_b[i],
+				 (intmax_t)sa.st_size, (intmax_t)sb.st_size);
+		}
+		o += (off_t)n;
+	}
+	for (off_t o = sb.st_size; o < sa.st_size; ) {
+		size_t n = sa.st_size - o < (off_t)sizeof cmp_a ? (size_t)(sa.st_size - o) : sizeof cmp_a;
+		full_pread(a, cmp_a, n, o, S.mpath);
+		for (size_t i = 0; i < n; i++)
+			EXPECT(cmp_a[i] == 0, "%s: byte %jd of the reserve (past the twin's %jd bytes) is 0x%02x",
+			       when, (intmax_t)(o + (off_t)i), (intmax_t)sb.st_size, cmp_a[i]);
+		o += (off_t)n;
+	}
+	close(a);
+	close(b);
+}
+
+static bool stale(void) { return S.stale_shrink || S.stale_grow; }
+
+/* After every op: the cursor, and the size while the handle can know it. */
+static void after_op(void)
+{
+	if (!S.h)
+		return;
+	errno = 0;
+	off_t c = mmapfile_seek(S.h, 0, SEEK_CUR);
+	int e = errno;
+	off_t tc = twin_cursor();
+	EXPECT(c == tc, "afterwards the cursor is %jd (errno %s), the twin's %jd", (intmax_t)c,
+	       c < 0 ? errname(e) : "-", (intmax_t)tc);
+	if (stale())
+		return;
+	off_t s = handle_size(), ts = twin_size(), d = path_size(S.mpath);
+	EXPECT(s == ts, "afterwards mmapfile_size is %jd, the twin's %jd", (intmax_t)s, (intmax_t)ts);
+	EXPECT(d >= s, "afterwards the file is %jd bytes on disk, less than mmapfile_size %jd",
+	       (intmax_t)d, (intmax_t)s);
+	if ((S.flags & (O_SYNC | O_DSYNC)) && writable(S.flags))
+		EXPECT(d == s, "the %s handle's file is %jd bytes on disk, its size %jd "
+		       "(O_SYNC/O_DSYNC keep no reserve)", flags_str(S.flags), (intmax_t)d, (intmax_t)s);
+}
+
+/* ---- open and close ------------------------------------------------------ */
+
+#define VALID_FLAGS (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW | \
+		     O_NOATIME | O_SYNC | O_DSYNC)
+
+static bool flags_valid(int flags)
+{
+	return !(flags & ~VALID_FLAGS) && (flags & O_ACCMODE) != O_ACCMODE;
+}
+
+/* The twin needs no durability: the same flags without O_SYNC/O_DSYNC. */
+static int twin_flags(int flags)
+{
+	return flags & ~(O_SYNC | O_DSYNC);
+}
+
+static void check_identity(void)
+{
+	const char *name = mmapfile_name(S.h);
+	EXPECT(name && strcmp(name, S.mpath) == 0, "mmapfile_name is %s, not the path opened", name ? name : "NULL");
+	int fd = mmapfile_fd(S.h);
+	struct stat a, b;
+	EXPECT(fd >= 0 && fstat(fd, &a) == 0 && stat(S.mpath, &b) == 0 && a.st_ino == b.st_ino,
+	       "mmapfile_fd %d is not the file's descriptor", fd);
+	int fdf = fcntl(fd, F_GETFD);
+	EXPECT(fdf >= 0 && (fdf & FD_CLOEXEC), "the descriptor is not close-on-exec");
+}
+
+/* Open both with flags (mode 0644); they must agree.  Returns whether open. */
+static bool open_both(int flags, const char *what)
+{
+	errno = 0;
+	S.h = mmapfile_open(S.mpath, flags, 0644);
+	int e = errno;
+	if (!flags_valid(flags)) {
+		if (S.h) {
+			mmapfile_close(S.h);
+			S.h = NULL;
+			mismatch(__LINE__, "%s: mmapfile_open(%s) succeeded; DESIGN.md: EINVAL", what, flags_str(flags));
+		}
+		modelled(what, -1, e, EINVAL);
+		return false;
+	}
+	errno = 0;
+	S.tfd = open(S.tpath, twin_flags(flags), 0644);
+	int te = errno;
+	same(what, S.h ? 0 : -1, e, S.tfd >= 0 ? 0 : -1, te);
+	S.flags = flags;
+	S.stale_shrink = S.stale_grow = false;
+	if (S.h)
+		check_identity();
+	return S.h != NULL;
+}
+
+static void close_both(const char *what)
+{
+	errno = 0;
+	int r = mmapfile_close(S.h);
+	int e = errno;
+	S.h = NULL;
+	int tr = close(S.tfd);
+	S.tfd = -1;
+	same(what, r, e, tr, errno);
+	compare_files(what, true);
+	S.stale_shrink = S.stale_grow = false;
+}
+
+/* After a failed open: always have a handle again. */
+static void ensure_open(void)
+{
+	if (S.h)
+		return;
+	if (!open_both(O_RDWR | O_CREAT, "fallback open(O_RDWR|O_CREAT)"))
+		mismatch(__LINE__, "fallback open failed on both: %s", strerror(errno));
+}
+
+/* Make the handle learn the file's length, on both: seek to the end and back. */
+static void learn(void)
+{
+	off_t c = twin_cursor();
+	errno = 0;
+	off_t r = mmapfile_seek(S.h, 0, SEEK_END);
+	int e = errno;
+	off_t tr = lseek(S.tfd, 0, SEEK_END);
+	same("learn: seek(0, SEEK_END)", r, e, tr, errno);
+	errno = 0;
+	r = mmapfile_seek(S.h, c, SEEK_SET);
+	e = errno;
+	tr = lseek(S.tfd, c, SEEK_SET);
+	same("learn: seek back", r, e, tr, errno);
+	S.stale_shrink = S.stale_grow = false;
+}
+
+/* ---- decoders -------------------------------------------------------------- */
+
+static size_t dec_len_raw(struct in *in, off_t to_end)
+{
+	unsigned s = u8(in);
+	size_t page = S.page;
+	switch (s % 10) {
+	case 0: return 0;
+	case 1: return 1 + u8(in) % 16;
+	case 2: return u8(in);
+	case 3: return (1 + u8(in) % 4) * page + u8(in) % 3 - 1;
+	case 4: return u16(in) % (MAXLEN + 1);
+	case 5: return (16384 + u16(in) % 16384); /* the pwrite path for growth */
+	case 6: return to_end > 0 && to_end <= (off_t)MAXLEN ? (size_t)to_end : u8(in);
+	case 7: return (u8(in) % 16) * page;
+	case 8: return to_end > 0 && to_end < (off_t)MAXLEN ? (size_t)to_end + 1 + u8(in) % 8 : u8(in) * 7;
+	default: return 1 + u16(in) % 4096;
+	}
+}
+
+static size_t dec_len(struct in *in, off_t to_end)
+{
+	size_t n = dec_len_raw(in, to_end);
+	return n > MAXLEN ? MAXLEN : n;
+}
+
+/* A position: near the size, the cursor, pages; negative and far ones. */
+static off_t dec_pos(struct in *in, off_t size, off_t cur)
+{
+	unsigned s = u8(in);
+	off_t page = (off_t)S.page, v;
+	switch (s % 14) {
+	case 0: return 0;
+	case 1: return size;
+	case 2: v = size - 1 - (off_t)u8(in); return v < 0 ? 0 : v;
+	case 3: return size + (off_t)u8(in);
+	case 4: v = (off_t)u8(in) * page + (off_t)(u8(in) % 5) - 2; return v < 0 ? 0 : v;
+	case 5: return (off_t)u16(in) * 16;
+	case 6: return (off_t)(u24(in) % (uint32_t)CAP);
+	case 7: v = cur > OFF_MAX - 128 ? cur : cur + (int8_t)u8(in); return v < 0 ? 0 : v;
+	case 8: return size + (off_t)u16(in);
+	case 9: {
+		unsigned k = u8(in) % 4;
+		return k == 0 ? -1 : k == 1 ? -(off_t)u16(in) - 1 : k == 2 ? OFF_MIN : -size - 1;
+	}
+	case 10: {
+		unsigned k = u8(in) % 4;
+		if (k == 0)
+			return OFF_MAX - (off_t)u8(in);
+		if (k == 1)
+			return S.fs_max > OFF_MAX - 256 ? OFF_MAX - (off_t)u8(in) : S.fs_max + (off_t)u8(in) - 128;
+		if (k == 2)
+			return ((off_t)1 << 40) + (off_t)u16(in);
+		return OFF_MAX / 2;
+	}
+	case 11: return size / 2;
+	case 12: return size > 0 ? (off_t)(u24(in) % (uint32_t)(size < CAP ? size : CAP)) : 0;
+	default: return (size + page - 1) / page * page;
+	}
+}
+
+/* A write (or truncate) at pos of n bytes: fine below CAP; far ones only
+ * where they fail on both (overflow, or past the file system's maximum);
+ * anything else is folded below CAP. */
+static off_t bound_write_pos(off_t pos, size_t n)
+{
+	if (pos < 0 || pos <= CAP)
+		return pos;
+	if ((off_t)n > OFF_MAX - pos)
+		return pos; /* overflow: EINVAL */
+	if (S.huge_efbig && pos >= S.fs_max)
+		return pos; /* EFBIG */
+	return pos % CAP;
+}
+
+static off_t bound_truncate(off_t size)
+{
+	if (size <= CAP)
+		return size;
+	if (S.huge_efbig && size > S.fs_max)
+		return size;
+	return size % CAP;
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+enum { OP_READ, OP_WRITE, OP_READAT, OP_WRITEAT, OP_SEEK, OP_TRUNCATE, OP_SYNC, OP_SIZE,
+       OP_MADVISE, OP_REOPEN, OP_CREATE, OP_EXT_SHRINK, OP_EXT_GROW, OP_EXT_WRITE, OP_NULL_HANDLE,
+       OP_CHECK, OP_KINDS };
+
+/* The handle must fail with DESIGN.md's error before any transfer, or 0. */
+static int io_error(bool write, bool positional, bool null_buf, size_t n, off_t off)
+{
+	if (positional && off < 0)
+		return EINVAL;
+	if (write ? !writable(S.flags) : !readable(S.flags))
+		return EBADF;
+	if (write && positional && appending(S.flags))
+		return EINVAL;
+	if (n > SSIZE_MAX || (positional && (off_t)n > OFF_MAX - off))
+		return EINVAL;
+	if (n == 0)
+		return -1; /* returns 0 */
+	if (null_buf)
+		return EINVAL;
+	return 0;
+}
+
+/* Which of those errors a descriptor gives the same way (so the twin may be
+ * asked): all but the deliberate EINVALs. */
+static bool twin_agrees(bool write, bool positional, bool null_buf, size_t n, off_t off)
+{
+	if (positional && off < 0)
+		return true;
+	if (write ? !writable(S.flags) : !readable(S.flags))
+		return !null_buf;
+	if (write && positional && appending(S.flags))
+		return false;
+	if (n > SSIZE_MAX || n > MAXLEN)
+		return false;
+	return !null_buf || n == 0;
+}
+
+static void do_read(struct in *in, bool positional)
+{
+	off_t ts = twin_size(), cur = twin_cursor();
+	off_t hs = handle_size();
+	unsigned v = u8(in);
+	off_t off = positional ? dec_pos(in, ts, cur) : cur;
+	size_t n = dec_len(in, sub_sat(ts, off));
+	bool null_buf = v % 16 == 1;
+	if (v % 16 == 2)
+		n = v & 0x80 ? SIZE_MAX : (size_t)SSIZE_MAX + 1 + u8(in);
+	if (positional)
+		note("readat(%s, n=%zu, off=%jd) [twin size %jd, handle size %jd]", null_buf ? "NULL" : "buf",
+		     n, (intmax_t)off, (intmax_t)ts, (intmax_t)hs);
+	else
+		note("read(%s, n=%zu) [cursor %jd, twin size %jd, handle size %jd]", null_buf ? "NULL" : "buf",
+		     n, (intmax_t)cur, (intmax_t)ts, (intmax_t)hs);
+
+	size_t span = n <= MAXLEN ? n : 64;
+	memset(hbuf, CANARY, span + 1);
+	void *b = null_buf ? NULL : hbuf;
+	errno = 0;
+	ssize_t r = positional ? mmapfile_readat(S.h, b, n, off) : mmapfile_read(S.h, b, n);
+	int e = errno;
+	int derr = io_error(false, positional, null_buf, n, off);
+	if (!twin_agrees(false, positional, null_buf, n, off)) {
+		modelled(S.desc, r, e, derr);
+	} else {
+		errno = 0;
+		ssize_t tr = positional ? pread(S.tfd, tbuf, n, off) : read(S.tfd, tbuf, n);
+		same("read", r, e, tr, errno);
+		if (r > 0 && memcmp(hbuf, tbuf, (size_t)r) != 0) {
+			size_t i = 0;
+			while (hbuf[i] == tbuf[i])
+				i++;
+			mismatch(__LINE__, "the bytes read differ first at byte %zu of %zd (0x%02x, twin 0x%02x)",
+				 i, r, hbuf[i], tbuf[i]);
+		}
+	}
+	/* read(2) leaves the buffer past what it returns alone. */
+	if (!(S.stale_shrink && S.lax_clobber))
+		for (size_t i = r > 0 ? (size_t)r : 0; i < span + 1; i++)
+			EXPECT(hbuf[i] == CANARY, "byte %zu of the buffer changed; the call returned %zd", i, r);
+	/* A read that reached the handle's end asked the file (DESIGN.md). */
+	if (derr == 0 && (off_t)n >= sub_sat(hs, off))
+		S.stale_shrink = S.stale_grow = false;
+}
+
+static void do_write(struct in *in, bool positional)
+{
+	off_t ts = twin_size(), cur = twin_cursor();
+	unsigned v = u8(in);
+	off_t off = positional ? dec_pos(in, ts, cur) : cur;
+	size_t n = dec_len(in, sub_sat(ts, off));
+	uint32_t seed = u8(in);
+	bool null_buf = v % 16 == 1;
+	if (v % 16 == 2)
+		n = v & 0x80 ? SIZE_MAX : (size_t)SSIZE_MAX + 1 + u8(in);
+	if (n <= MAXLEN && !null_buf) {
+		off_t at = positional ? off : appending(S.flags) ? ts : cur;
+		if (positional) {
+			off = bound_write_pos(off, n);
+		} else if (writable(S.flags) && at > 2 * CAP && bound_write_pos(at, n) != at) {
+			/* (the file itself stays below about 2 MiB) */
+			note("write(n=%zu) skipped: it would write at %jd, far, and not fail", n, (intmax_t)at);
+			return;
+		}
+		fill(wbuf, n, seed);
+	}
+	if (positional)
+		note("writeat(%s, n=%zu, off=%jd) [twin size %jd]", null_buf ? "NULL" : "buf", n,
+		     (intmax_t)off, (intmax_t)ts);
+	else
+		note("write(%s, n=%zu) [cursor %jd, twin size %jd]", null_buf ? "NULL" : "buf", n,
+		     (intmax_t)cur, (intmax_t)ts);
+
+	const void *b = null_buf ? NULL : wbuf;
+	errno = 0;
+	ssize_t r = positional ? mmapfile_writeat(S.h, b, n, off) : mmapfile_write(S.h, b, n);
+	int e = errno;
+	if (!twin_agrees(true, positional, null_buf, n, off)) {
+		modelled(S.desc, r, e, io_error(true, positional, null_buf, n, off));
+		return;
+	}
+	errno = 0;
+	ssize_t tr = positional ? pwrite(S.tfd, wbuf, n, off) : write(S.tfd, wbuf, n);
+	same("write", r, e, tr, errno);
+}
+
+static void do_seek(struct in *in)
+{
+	off_t ts = twin_size(), cur = twin_cursor();
+	unsigned w = u8(in);
+	static const int bad[] = { SEEK_DATA, SEEK_HOLE, -1, 5, INT_MAX, INT_MIN };
+	int whence = w % 16 < 12 ? (int)(w % 3) : bad[w % 16 - 12 + (w & 0x80 ? 2 : 0)];
+	off_t base = whence == SEEK_CUR ? cur : whence == SEEK_END ? ts : 0;
+	off_t off;
+	unsigned k = u8(in) % 8;
+	if (k == 0)
+		off = 0;
+	else if (k == 1)
+		off = -base - 1 - (off_t)u8(in);      /* a negative result */
+	else if (k == 2)
+		off = OFF_MAX - (off_t)u8(in);         /* base + off overflows */
+	else if (k == 3)
+		off = OFF_MIN + (off_t)u8(in);
+	else {
+		off_t target = dec_pos(in, ts, cur);
+		off = target >= 0 && base >= 0 ? target - base : target;
+	}
+	note("seek(off=%jd, whence=%d) [cursor %jd, twin size %jd]", (intmax_t)off, whence,
+	     (intmax_t)cur, (intmax_t)ts);
+	errno = 0;
+	off_t r = mmapfile_seek(S.h, off, whence);
+	int e = errno;
+	if (whence == SEEK_DATA || whence == SEEK_HOLE) {
+		modelled(S.desc, r, e, EINVAL);
+		return;
+	}
+	errno = 0;
+	off_t tr = lseek(S.tfd, off, whence);
+	same("seek", r, e, tr, errno);
+	if (whence == SEEK_END)
+		S.stale_shrink = S.stale_grow = false;
+}
+
+static void do_truncate(struct in *in)
+{
+	off_t ts = twin_size(), hs = handle_size();
+	off_t size = bound_truncate(dec_pos(in, ts, twin_cursor()));
+	if (stale() && S.lax_stale_truncate && size >= hs && writable(S.flags)) {
+		note("truncate(%jd) skipped: the handle has not learned another process's change "
+		     "(FUZZ_ORACLE_LAX=stale-truncate)", (intmax_t)size);
+		return;
+	}
+	note("truncate(%jd) [twin size %jd, handle size %jd]", (intmax_t)size, (intmax_t)ts, (intmax_t)hs);
+	errno = 0;
+	int r = mmapfile_truncate(S.h, size);
+	int e = errno;
+	errno = 0;
+	int tr = ftruncate(S.tfd, size);
+	same("truncate", r, e, tr, errno);
+	/* Cutting below the handle's size cuts the file: then it knows. */
+	if (r == 0 && size < hs)
+		S.stale_shrink = S.stale_grow = false;
+}
+
+static void do_sync(void)
+{
+	bool was_stale = stale();
+	note("sync() [stale %d]", was_stale);
+	errno = 0;
+	int r = mmapfile_sync(S.h);
+	int e = errno;
+	EXPECT(r == 0, "mmapfile_sync returned %d (errno %s)", r, r < 0 ? errname(e) : "-");
+	compare_files("after mmapfile_sync", true);
+	if (writable(S.flags) && was_stale && !S.lax_sync_learn) {
+		/* DESIGN.md: sync and close learn a shrink by another process. */
+		if (S.stale_shrink) {
+			EXPECT(handle_size() == twin_size(), "after mmapfile_sync the handle's size is %jd, "
+			       "the file's %jd (sync did not learn the shrink)", (intmax_t)handle_size(),
+			       (intmax_t)twin_size());
+			S.stale_shrink = false;
+		}
+	}
+}
+
+static void do_size(void)
+{
+	note("size() [stale %d]", stale());
+	off_t s = handle_size();
+	if (!stale())
+		EXPECT(s == twin_size(), "mmapfile_size %jd, the twin's %jd", (intmax_t)s, (intmax_t)twin_size());
+}
+
+static const int advices[] = {
+	MMAPFILE_MADV_NORMAL, MMAPFILE_MADV_RANDOM, MMAPFILE_MADV_SEQUENTIAL, MMAPFILE_MADV_WILLNEED,
+	MMAPFILE_MADV_DONTNEED, MMAPFILE_MADV_FREE, MMAPFILE_MADV_REMOVE, MMAPFILE_MADV_DONTFORK,
+	MMAPFILE_MADV_DOFORK, MMAPFILE_MADV_MERGEABLE, MMAPFILE_MADV_UNMERGEABLE, MMAPFILE_MADV_HUGEPAGE,
+	MMAPFILE_MADV_NOHUGEPAGE, MMAPFILE_MADV_DONTDUMP, MMAPFILE_MADV_DODUMP, MMAPFILE_MADV_WIPEONFORK,
+	MMAPFILE_MADV_KEEPONFORK, MMAPFILE_MADV_COLD, MMAPFILE_MADV_PAGEOUT, MMAPFILE_MADV_POPULATE_READ,
+	MMAPFILE_MADV_POPULATE_WRITE, MMAPFILE_MADV_DONTNEED_LOCKED, MMAPFILE_MADV_COLLAPSE,
+	MMAPFILE_MADV_GUARD_INSTALL, MMAPFILE_MADV_GUARD_REMOVE, MMAPFILE_MADV_REMOVE,
+	MMAPFILE_MADV_DONTNEED, MMAPFILE_MADV_WILLNEED,
+	/* not advice at all (HWPOISON and SOFT_OFFLINE are never given: as root
+	 * they would really poison pages) */
+	5, 6, 7, 26, 99, 104, -1, 1000,
+};
+#define N_ADVICES (sizeof advices / sizeof advices[0])
+#define FIRST_INVALID 28
+
+static bool lasting(int a)
+{
+	switch (a) {
+	case MMAPFILE_MADV_NORMAL: case MMAPFILE_MADV_RANDOM: case MMAPFILE_MADV_SEQUENTIAL:
+	case MMAPFILE_MADV_DONTFORK: case MMAPFILE_MADV_DOFORK: case MMAPFILE_MADV_WIPEONFORK:
+	case MMAPFILE_MADV_KEEPONFORK: case MMAPFILE_MADV_MERGEABLE: case MMAPFILE_MADV_UNMERGEABLE:
+	case MMAPFILE_MADV_HUGEPAGE: case MMAPFILE_MADV_NOHUGEPAGE: case MMAPFILE_MADV_DONTDUMP:
+	case MMAPFILE_MADV_DODUMP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void do_madvise(struct in *in)
+{
+	off_t ts = twin_size(), hs = handle_size();
+	unsigned ai = u8(in) % N_ADVICES;
+	int advice = advices[ai];
+	unsigned k = u8(in);
+	off_t off = k % 4 == 0 ? 0 : dec_pos(in, hs, 0);
+	if (off > CAP && off < OFF_MAX - (off_t)MAXLEN)
+		off %= CAP;
+	size_t len = k % 3 == 0 ? 0 : k % 3 == 1 ? dec_len(in, sub_sat(hs, off)) : (size_t)u24(in);
+	if (k == 0xff)
+		len = SIZE_MAX - u8(in);
+	note("madvise(off=%jd, len=%zu, %s) [handle size %jd]", (intmax_t)off, len,
+	     mmapfile_madvise_name(advice) ? mmapfile_madvise_name(advice) : "invalid", (intmax_t)hs);
+	errno = 0;
+	int r = mmapfile_madvise(S.h, off, len, advice);
+	int e = errno;
+	EXPECT(r == 0 || r == -1, "madvise returned %d", r);
+
+	/* DESIGN.md's rules. */
+	off_t pm = (off_t)S.page - 1;
+	if (off < 0 || len > (size_t)OFF_MAX || (off_t)len > OFF_MAX - off) { /* (off < 0 first) */
+		modelled(S.desc, r, e, EINVAL);
+		return;
+	}
+	if (advice == MMAPFILE_MADV_GUARD_INSTALL) {
+		modelled(S.desc, r, e, EINVAL);
+		return;
+	}
+	bool whole = off == 0 && len == 0 && lasting(advice);
+	off_t extent = (hs + pm) & ~pm;
+	off_t start = off & ~pm, end = len ? off + (off_t)len : hs;
+	end = end > extent - pm ? extent : (end + pm) & ~pm;
+	if (!whole && start >= extent && (off > 0 || len > 0)) {
+		modelled(S.desc, r, e, ENOMEM);
+		return;
+	}
+	if (ai >= FIRST_INVALID) {
+		modelled(S.desc, r, e, EINVAL);
+		return;
+	}
+	if (r == -1)
+		EXPECT(e == EINVAL || e == EACCES || e == EPERM || e == EAGAIN || e == EFAULT ||
+		       e == EBUSY || e == EIO || e == ENOMEM,
+		       "madvise failed with an errno the kernel does not give: %s", errname(e));
+	if (r == 0 && advice == MMAPFILE_MADV_REMOVE && end > start) {
+		/* The file's pages [start, end) were punched out: zeros in the
+		 * twin too, through a descriptor that does not append. */
+		off_t zend = end < ts ? end : ts;
+		int fd = open(S.tpath, O_WRONLY | O_CLOEXEC);
+		EXPECT(fd >= 0, "open twin: %s", strerror(errno));
+		memset(tbuf, 0, MAXLEN);
+		for (off_t o = start; o < zend; ) {
+			size_t n = zend - o < (off_t)MAXLEN ? (size_t)(zend - o) : MAXLEN;
+			EXPECT(pwrite(fd, tbuf, n, o) == (ssize_t)n, "zeroing the twin: %s", strerror(errno));
+			o += (off_t)n;
+		}
+		close(fd);
+	}
+}
+
+static int dec_flags(struct in *in)
+{
+	unsigned b = u8(in);
+	static const int acc[] = { O_RDONLY, O_WRONLY, O_RDWR, O_RDWR };
+	int flags = acc[b & 3];
+	if (b & 4)
+		flags |= O_APPEND;
+	if ((b & 0x18) == 0x18)
+		flags |= O_TRUNC;
+	if (b & 0x20)
+		flags |= O_CREAT;
+	if ((b & 0xC0) == 0xC0)
+		flags |= (b & 8) ? O_SYNC : O_DSYNC;
+	else if (b & 0x40)
+		flags |= O_CLOEXEC;
+	else if (b & 0x80)
+		flags |= O_NOATIME;
+	return flags;
+}
+
+/* Occasionally: flags the library refuses, or O_EXCL, or a missing file. */
+static int dec_flag_extras(struct in *in, int flags, bool *unlink_first)
+{
+	unsigned x = u8(in);
+	static const int bad[] = { O_DIRECTORY, O_NONBLOCK, O_PATH, O_DIRECT, O_NOCTTY, O_ASYNC };
+	*unlink_first = false;
+	switch (x % 16) {
+	case 1: return flags | bad[(x >> 4) % 6];
+	case 2: return (flags & ~O_ACCMODE) | O_ACCMODE;
+	case 3: return flags | O_CREAT | O_EXCL;
+	case 4: *unlink_first = true; return flags;
+	case 5: *unlink_first = true; return flags | O_CREAT;
+	default: return flags;
+	}
+}
+
+static void do_reopen(struct in *in)
+{
+	int flags = dec_flags(in);
+	bool unlink_first;
+	flags = dec_flag_extras(in, flags, &unlink_first);
+	note("close; %sreopen(%s)", unlink_first ? "unlink; " : "", flags_str(flags));
+	close_both("close before reopen");
+	if (unlink_first) {
+		EXPECT(unlink(S.mpath) == 0 && unlink(S.tpath) == 0, "unlink: %s", strerror(errno));
+	}
+	open_both(flags, "reopen");
+	ensure_open();
+}
+
+static void do_create(struct in *in)
+{
+	int flags = dec_flags(in);
+	bool unlink_first;
+	flags = dec_flag_extras(in, flags, &unlink_first);
+	off_t size = bound_truncate(dec_pos(in, twin_size(), 0));
+	note("close; %smmapfile_create(size=%jd, %s)", unlink_first ? "unlink; " : "", (intmax_t)size,
+	     flags_str(flags));
+	close_both("close before create");
+	if (unlink_first) {
+		EXPECT(unlink(S.mpath) == 0 && unlink(S.tpath) == 0, "unlink: %s", strerror(errno));
+	}
+	errno = 0;
+	S.h = mmapfile_create(S.mpath, size, flags, 0644);
+	int e = errno;
+	int cflags = (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_TRUNC;
+	if (size < 0 || !flags_valid(cflags)) {
+		int r = S.h ? 0 : -1;
+		if (S.h) {
+			mmapfile_close(S.h);
+			S.h = NULL;
+		}
+		modelled(S.desc, r, e, EINVAL);
+		ensure_open();
+		return;
+	}
+	errno = 0;
+	S.tfd = open(S.tpath, twin_flags(cflags), 0644);
+	int te = errno;
+	int tr = S.tfd < 0 ? -1 : 0;
+	if (S.tfd >= 0 && size > 0) {
+		errno = 0;
+		tr = ftruncate(S.tfd, size);
+		te = errno;
+		if (tr != 0) {
+			close(S.tfd); /* mmapfile_create closes on failure, the file stays */
+			S.tfd = -1;
+		}
+	}
+	same("create", S.h ? 0 : -1, e, tr, te);
+	S.flags = cflags;
+	S.stale_shrink = S.stale_grow = false;
+	if (S.h)
+		check_identity();
+	ensure_open();
+}
+
+/* Another process cuts the file to a page boundary below the handle's size. */
+static void do_ext_shrink(struct in *in)
+{
+	off_t hs = handle_size(), disk = path_size(S.mpath);
+	off_t lim = hs - 1 < disk ? hs - 1 : disk;
+	uint32_t v = u24(in);
+	if (hs == 0 || lim < 0) {
+		note("another process shrinks: skipped (the handle's size is 0)");
+		return;
+	}
+	off_t len = ((off_t)v % (lim + 1)) & ~((off_t)S.page - 1);
+	note("another process truncates the file to %jd [handle size %jd, on disk %jd]", (intmax_t)len,
+	     (intmax_t)hs, (intmax_t)disk);
+	EXPECT(truncate(S.mpath, len) == 0 && truncate(S.tpath, len) == 0, "truncate: %s", strerror(errno));
+	S.stale_shrink = true;
+	S.stale_grow = false;
+	if (S.lax_stale_append && appending(S.flags) && writable(S.flags))
+		learn();
+}
+
+/* Another process extends the file past its length on disk (or, while a
+ * shrink is unlearned, to a page boundary below the handle's size). */
+static void do_ext_grow(struct in *in)
+{
+	off_t hs = handle_size(), disk = path_size(S.mpath);
+	unsigned k = u8(in);
+	off_t len;
+	if (S.stale_shrink) {
+		off_t page = (off_t)S.page;
+		off_t lo = (disk + page) & ~(page - 1), hi = (hs - 1) & ~(page - 1);
+		if (hi < lo) {
+			note("another process extends: skipped (no page boundary between %jd and %jd)",
+			     (intmax_t)disk, (intmax_t)hs);
+			return;
+		}
+		len = lo + (off_t)(u16(in) % (uint32_t)((hi - lo) / page + 1)) * page;
+	} else {
+		len = disk + 1 + (k % 2 ? (off_t)u8(in) : (off_t)u24(in) % CAP);
+		if (len > 2 * CAP) {
+			note("another process extends: skipped (the file is %jd bytes already)", (intmax_t)disk);
+			return;
+		}
+		S.stale_grow = true;
+	}
+	note("another process extends the file to %jd [handle size %jd, on disk %jd]", (intmax_t)len,
+	     (intmax_t)hs, (intmax_t)disk);
+	EXPECT(truncate(S.mpath, len) == 0 && truncate(S.tpath, len) == 0, "truncate: %s", strerror(errno));
+	/* Appends land at the end the handle knows until it learns growth
+	 * (DESIGN.md); a shrink it must honour at once. */
+	if (appending(S.flags) && writable(S.flags) && (S.stale_grow || S.lax_stale_append))
+		learn();
+}
+
+/* Another process writes: inside the handle's size and the file, or past the
+ * file's length on disk. */
+static void do_ext_write(struct in *in)
+{
+	off_t hs = handle_size(), disk = path_size(S.mpath);
+	unsigned k = u8(in);
+	size_t n = 1 + dec_len(in, 0) % MAXLEN;
+	uint32_t seed = u8(in);
+	off_t inside = hs < disk ? hs : disk;
+	off_t off;
+	if (k % 2 == 0 && (off_t)n <= inside) {
+		off = (off_t)(u24(in) % (uint32_t)(inside - (off_t)n + 1));
+	} else if (!S.stale_shrink && disk < 2 * CAP) {
+		off = disk + (k & 2 ? (off_t)u8(in) : (off_t)u16(in));
+		S.stale_grow = true;
+	} else {
+		note("another process writes: skipped");
+		return;
+	}
+	fill(wbuf, n, seed);
+	note("another process writes %zu bytes at %jd [handle size %jd, on disk %jd]", n, (intmax_t)off,
+	     (intmax_t)hs, (intmax_t)disk);
+	const char *paths[2] = { S.mpath, S.tpath };
+	for (int i = 0; i < 2; i++) {
+		int fd = open(paths[i], O_WRONLY | O_CLOEXEC);
+		EXPECT(fd >= 0 && pwrite(fd, wbuf, n, off) == (ssize_t)n, "another process's write to %s: %s",
+		       paths[i], strerror(errno));
+		close(fd);
+	}
+	if (S.stale_grow && appending(S.flags) && writable(S.flags))
+		learn();
+}
+
+static void do_null_handle(struct in *in)
+{
+	unsigned k = u8(in) % 12;
+	note("call %u with a NULL handle", k);
+	char b[8];
+	long long r = 0;
+	errno = 0;
+	switch (k) {
+	case 0: r = mmapfile_read(NULL, b, sizeof b); break;
+	case 1: r = mmapfile_write(NULL, b, sizeof b); break;
+	case 2: r = mmapfile_readat(NULL, b, sizeof b, 0); break;
+	case 3: r = mmapfile_writeat(NULL, b, sizeof b, 0); break;
+	case 4: r = mmapfile_seek(NULL, 0, SEEK_SET); break;
+	case 5: r = mmapfile_truncate(NULL, 0); break;
+	case 6: r = mmapfile_sync(NULL); break;
+	case 7: r = mmapfile_size(NULL); break;
+	case 8: r = mmapfile_madvise(NULL, 0, 0, MMAPFILE_MADV_NORMAL); break;
+	case 9: r = mmapfile_close(NULL); break;
+	case 10: r = mmapfile_fd(NULL); break;
+	default: r = mmapfile_name(NULL) ? 0 : -1; break;
+	}
+	modelled(S.desc, r, errno, EINVAL);
+}
+
+static void do_check(void)
+{
+	note("compare the files");
+	compare_files("comparing the files", false);
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static void cleanup(void)
+{
+	unlink(S.mpath);
+	unlink(S.tpath);
+	rmdir(S.dir);
+}
+
+/* The largest length the file system allows (ftruncate answers EFBIG past
+ * it).  Writes there are generated only when it is far below the largest
+ * off_t (ext4: 16 TiB), so that a file never becomes huge. */
+static void probe_fs_max(void)
+{
+	char p[620];
+	snprintf(p, sizeof p, "%s/probe", S.dir);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		perror("fuzz_oracle: probe");
+		exit(1);
+	}
+	off_t lo = 0, hi = OFF_MAX; /* lo allowed; hi: unknown or refused */
+	if (ftruncate(fd, hi) == 0) {
+		lo = hi;
+	} else {
+		while (hi - lo > 1) {
+			off_t mid = lo + (hi - lo) / 2;
+			if (ftruncate(fd, mid) == 0)
+				lo = mid;
+			else
+				hi = mid;
+		}
+	}
+	close(fd);
+	unlink(p);
+	S.fs_max = lo;
+	S.huge_efbig = lo < ((off_t)1 << 50);
+}
+
+static bool lax_has(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; p && *p; ) {
+		const char *c = strchr(p, ',');
+		size_t len = c ? (size_t)(c - p) : strlen(p);
+		if (len == n && strncmp(p, word, n) == 0)
+			return true;
+		p = c ? c + 1 : NULL;
+	}
+	return false;
+}
+
+static void setup(void)
+{
+	const char *t = getenv("TMPDIR");
+	snprintf(S.dir, sizeof S.dir, "%s/fuzz_oracle.XXXXXX", t && *t ? t : "/tmp");
+	if (!mkdtemp(S.dir)) {
+		perror("fuzz_oracle: mkdtemp");
+		exit(1);
+	}
+	snprintf(S.mpath, sizeof S.mpath, "%s/handle", S.dir);
+	snprintf(S.tpath, sizeof S.tpath, "%s/twin", S.dir);
+	atexit(cleanup);
+	long p = sysconf(_SC_PAGESIZE);
+	S.page = p > 0 ? (size_t)p : 4096;
+	const char *tr = getenv("FUZZ_ORACLE_TRACE");
+	S.trace = tr && *tr && strcmp(tr, "0") != 0;
+	const char *lax = getenv("FUZZ_ORACLE_LAX");
+	S.lax_stale_truncate = lax_has(lax, "stale-truncate");
+	S.lax_sync_learn = lax_has(lax, "sync-learn");
+	S.lax_clobber = lax_has(lax, "read-clobber");
+	S.lax_stale_append = lax_has(lax, "stale-append");
+	probe_fs_max();
+	S.tfd = -1;
+	if (S.trace)
+		fprintf(stderr, "fuzz_oracle: %s; the file system's largest size %jd (%s)\n", S.dir,
+			(intmax_t)S.fs_max, S.huge_efbig ? "writes past it are tried" : "too far to try");
+}
+
+static void write_file(const char *p, const unsigned char *b, size_t n)
+{
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || (n && write(fd, b, n) != (ssize_t)n)) {
+		perror("fuzz_oracle: writing the starting file");
+		abort();
+	}
+	close(fd);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!S.dir[0])
+		setup();
+	struct in in = { data, size };
+	S.idx = 0;
+	S.inputs++;
+
+	/* The starting contents, the same in both files. */
+	unsigned s = u8(&in);
+	static const size_t starts[] = { 0, 1, 4095, 4096, 4097, 8192, 12288, 65536 };
+	size_t n0 = s % 2 ? starts[(s >> 1) % 8] : (size_t)u16(&in) * (s & 2 ? 4 : 1);
+	if (n0 > MAXLEN)
+		n0 = MAXLEN;
+	fill(wbuf, n0, s);
+	write_file(S.mpath, wbuf, n0);
+	write_file(S.tpath, wbuf, n0);
+	int flags = dec_flags(&in);
+	note("start: %zu bytes, open(%s)", n0, flags_str(flags));
+	open_both(flags, "open");
+	ensure_open();
+	after_op();
+
+	for (S.idx = 1; in.n > 0 && S.idx <= MAX_OPS; S.idx++) {
+		unsigned op = u8(&in) % OP_KINDS;
+		switch (op) {
+		case OP_READ: do_read(&in, false); break;
+		case OP_WRITE: do_write(&in, false); break;
+		case OP_READAT: do_read(&in, true); break;
+		case OP_WRITEAT: do_write(&in, true); break;
+		case OP_SEEK: do_seek(&in); break;
+		case OP_TRUNCATE: do_truncate(&in); break;
+		case OP_SYNC: do_sync(); break;
+		case OP_SIZE: do_size(); break;
+		case OP_MADVISE: do_madvise(&in); break;
+		case OP_REOPEN: do_reopen(&in); break;
+		case OP_CREATE: do_create(&in); break;
+		case OP_EXT_SHRINK: do_ext_shrink(&in); break;
+		case OP_EXT_GROW: do_ext_grow(&in); break;
+		case OP_EXT_WRITE: do_ext_write(&in); break;
+		case OP_NULL_HANDLE: do_null_handle(&in); break;
+		default: do_check(); break;
+		}
+		after_op();
+		if (S.idx % CHECK_EVERY == 0)
+			compare_files("periodic comparison", false);
+		S.ops++;
+	}
+
+	note("end: compare, close, compare");
+	compare_files("at the end, before close", false);
+	close_both("final close");
+	unlink(S.mpath);
+	unlink(S.tpath);
+	return 0;
+}
