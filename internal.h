@@ -95,6 +95,8 @@ struct mmapfile {
 	_Atomic(struct mmf_view *) view; /* for lock-free copies; NULL: none */
 	struct mmf_view *views; /* every view published, freed at close */
 	_Atomic unsigned lazy_reads; /* reads before a small file is mapped */
+	_Atomic off_t populated;  /* the reserve is faulted in below this */
+	bool no_populate;         /* the kernel lacks MADV_POPULATE_WRITE */
 	int prot;
 	bool mapless;           /* the descriptor cannot be mapped: pread/pwrite */
 	off_t file_len;         /* the file's length on disk: size + reserve */
@@ -121,15 +123,23 @@ static inline void mmf_unlock(struct mmapfile *f) { pthread_rwlock_unlock(&f->ma
 
 MMF_HIDDEN void mmf_quiesce(struct mmapfile *f);
 
-/* The cursor's lock, not taken while the process has a single thread
- * (glibc says so, and only this thread could start another).  Returns
- * whether it was taken. */
-static inline bool mmf_cursor_lock(struct mmapfile *f)
+/* Whether the process has a single thread (glibc says so, and only this
+ * thread could start another): then no lock or fence is needed against
+ * other threads, and a fault can only come from this one.  The cursor's
+ * lock is not taken then; mmf_cursor_lock returns whether it was. */
+static inline bool mmf_one_thread(void)
 {
 #ifdef HAVE_SYS_SINGLE_THREADED_H
-	if (__libc_single_threaded)
-		return false;
+	return __libc_single_threaded;
+#else
+	return false;
 #endif
+}
+
+static inline bool mmf_cursor_lock(struct mmapfile *f)
+{
+	if (mmf_one_thread())
+		return false;
 	pthread_mutex_lock(&f->pos_lock);
 	return true;
 }
