@@ -96,7 +96,7 @@ struct mmapfile {
 	struct mmf_view *views; /* every view published, freed at close */
 	_Atomic unsigned lazy_reads; /* reads before a small file is mapped */
 	_Atomic off_t populated;  /* the reserve is faulted in below this */
-	bool no_populate;         /* the kernel lacks MADV_POPULATE_WRITE */
+	_Atomic bool no_populate; /* the kernel lacks MADV_POPULATE_WRITE */
 	int prot;
 	bool mapless;           /* the descriptor cannot be mapped: pread/pwrite */
 	off_t file_len;         /* the file's length on disk: size + reserve */

@@ -237,6 +237,7 @@ int mmf_cut(struct mmapfile *f, off_t len)
 	mmf_cut_begin(f);
 	int rc = mmf_sys.ftruncate(f->fd, len);
 	if (rc == 0) {
+		atomic_store(&f->populated, 0); /* the pages past len are gone */
 		f->file_len = len;
 		if (mmf_size(f) > len)
 			mmf_set_size(f, len);

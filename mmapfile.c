@@ -52,7 +52,34 @@ static void mmf_copy(void *dst, const void *src, size_t n)
 		*d++ = *s++;
 }
 #else
-#define mmf_copy memcpy
+/* Records of a few dozen bytes are the common case: copied inline with two
+ * overlapping moves, they skip a call into the C library. */
+static inline __attribute__((always_inline)) void mmf_copy(void *dst, const void *src, size_t n)
+{
+	char *d = dst;
+	const char *s = src;
+	if (n > 64 || n < 8) {
+		memcpy(d, s, n);
+	} else if (n >= 32) {
+		char a[32], b[32];
+		memcpy(a, s, 32);
+		memcpy(b, s + n - 32, 32);
+		memcpy(d, a, 32);
+		memcpy(d + n - 32, b, 32);
+	} else if (n >= 16) {
+		char a[16], b[16];
+		memcpy(a, s, 16);
+		memcpy(b, s + n - 16, 16);
+		memcpy(d, a, 16);
+		memcpy(d + n - 16, b, 16);
+	} else {
+		uint64_t a, b;
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+		memcpy(d, &a, 8);
+		memcpy(d + n - 8, &b, 8);
+	}
+}
 #endif
 
 /* Copy to or from the mapping with the fault guard up: a fault inside
@@ -86,7 +113,7 @@ static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t 
  * looks at cut_seq, makes a cut of the file wait for it (mmf_quiesce); a
  * cut in progress sends it to the locked path.  A fault patched meanwhile
  * (its own, or another copy's) has it done again under the lock. */
-static bool fast_begin(struct mmapfile *f, unsigned long *faults)
+static inline __attribute__((always_inline)) bool fast_begin(struct mmapfile *f, unsigned long *faults)
 {
 	struct mmf_guard *g = &mmf_guard_self;
 	if (!g->registered)
@@ -105,7 +132,7 @@ static bool fast_begin(struct mmapfile *f, unsigned long *faults)
 }
 
 /* Copy with the mark already raised, then lower it. */
-static void fast_copy(const char *map_side, void *dst, const void *src, size_t n)
+static inline __attribute__((always_inline)) void fast_copy(const char *map_side, void *dst, const void *src, size_t n)
 {
 	struct mmf_guard *g = &mmf_guard_self;
 	g->lo = (uintptr_t)map_side;
@@ -115,7 +142,7 @@ static void fast_copy(const char *map_side, void *dst, const void *src, size_t n
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
-static void fast_end(void)
+static inline __attribute__((always_inline)) void fast_end(void)
 {
 	atomic_store_explicit(&mmf_guard_self.f, NULL, memory_order_release);
 }
@@ -155,7 +182,7 @@ static void populate_ahead(struct mmapfile *f, const struct mmf_view *v, off_t e
 	off_t done = atomic_load_explicit(&f->populated, memory_order_relaxed);
 	off_t mask = (off_t)f->page - 1;
 	off_t start = size & ~mask;
-	if (end <= done || f->no_populate)
+	if (end <= done || atomic_load_explicit(&f->no_populate, memory_order_relaxed))
 		return;
 	if (start < done)
 		start = done;
@@ -164,7 +191,7 @@ static void populate_ahead(struct mmapfile *f, const struct mmf_view *v, off_t e
 		return; /* not an append into the reserve */
 	if (mmf_sys.madvise(v->base + start, (size_t)(stop - start), MMAPFILE_MADV_POPULATE_WRITE) != 0 &&
 	    errno == EINVAL)
-		f->no_populate = true;
+		atomic_store_explicit(&f->no_populate, true, memory_order_relaxed);
 	atomic_compare_exchange_strong(&f->populated, &done, stop);
 }
 

@@ -121,7 +121,7 @@ plot 1 with lines dt 2 lw 1.5 lc rgb "#555555" title "1.0 (parity)", \\
      "$tmp/bars.dat" using 1:(sqrt($ymin*1.0)):(\$1-0.4):(\$1+0.4):($ymin):2:4:xtic(5) \\
          with boxxyerrorbars lc rgb variable notitle, \\
      "" using (\$1-0.5):(\$3 > 0 ? \$3 : 1/0):(1.0):(0) with vectors nohead lw 4 lc rgb "black" title "goal", \\
-     "" using 1:2:(sprintf("%.2f", \$2)) with labels offset 0,0.8 font ",10" notitle, \\
+     "" using 1:($ymin*1.15):(sprintf("%.3g", \$2)) with labels font ",11:Bold" tc rgb "white" notitle, \\
      keyentry with boxes fc rgb "#2e8b57" title "goal met", \\
      keyentry with boxes fc rgb "#c0392b" title "goal missed", \\
      keyentry with boxes fc rgb "#939393" title "no goal"
