@@ -1648,7 +1648,7 @@ static void print_table(void)
 				struct ratio *q = &w->ratio[k];
 				if (q->row != c)
 					continue;
-				snprintf(rv, sizeof rv, q->cost ? "%.3g cost" : "%.3gx", q->value);
+				snprintf(rv, sizeof rv, q->cost ? "%#.3g cost" : "%#.3gx", q->value);
 				if (q->goal > 0) {
 					snprintf(gv, sizeof gv, q->cost ? "<= %.2f" : ">= %.2fx", q->goal);
 					snprintf(mv, sizeof mv, "%s", q->met ? "yes" : "NO");

@@ -86,7 +86,7 @@ BEGIN { lo = 1; hi = 1 }
 { for (i = 2; i <= 3; i++) if ($i > 0) { if ($i < lo) lo = $i; if ($i > hi) hi = $i } }
 END {
 	a = 1; while (a > lo / 1.3) a /= 2
-	b = 1; while (b < hi * 1.6) b *= 2
+	b = 1; while (b < hi * 1.3) b *= 2
 	printf "%g %g", a, b
 }' "$tmp/bars.dat")
 xmax=$(awk -F '\t' '{ x = $1 } END { print x + 0.7 }' "$tmp/bars.dat")
@@ -121,7 +121,7 @@ plot 1 with lines dt 2 lw 1.5 lc rgb "#555555" title "1.0 (parity)", \\
      "$tmp/bars.dat" using 1:(sqrt($ymin*1.0)):(\$1-0.4):(\$1+0.4):($ymin):2:4:xtic(5) \\
          with boxxyerrorbars lc rgb variable notitle, \\
      "" using (\$1-0.5):(\$3 > 0 ? \$3 : 1/0):(1.0):(0) with vectors nohead lw 4 lc rgb "black" title "goal", \\
-     "" using 1:($ymin*1.15):(sprintf("%.3g", \$2)) with labels font ",11:Bold" tc rgb "white" notitle, \\
+     "" using 1:($ymin*1.15):(sprintf("%#.3g", \$2)) with labels font ",11:Bold" tc rgb "white" notitle, \\
      keyentry with boxes fc rgb "#2e8b57" title "goal met", \\
      keyentry with boxes fc rgb "#c0392b" title "goal missed", \\
      keyentry with boxes fc rgb "#939393" title "no goal"
