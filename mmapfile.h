@@ -17,6 +17,7 @@
 #endif
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -118,6 +119,15 @@ MMAPFILE_API const char *mmapfile_madvise_name(int advice);
 
 /* "willneed", "MADV_WILLNEED" (any case, '-' for '_') -> value; -1 if unknown. */
 MMAPFILE_API int mmapfile_madvise_parse(const char *s);
+
+/* Hand bytes [off, off + len) of the file (len == 0: to its end) to fn in
+ * successive chunks of at most chunk bytes (0: 64 KiB), each a copy, with
+ * its offset.  Stops at the end of the file, on a read error (-1, errno),
+ * or when fn returns non-zero, which mmapfile_foreach then returns.  The
+ * cursor does not move. */
+typedef int (*mmapfile_chunk_fn)(const void *chunk, size_t n, off_t off, void *arg);
+MMAPFILE_API int mmapfile_foreach(mmapfile_t *f, off_t off, size_t len, size_t chunk,
+                                  mmapfile_chunk_fn fn, void *arg);
 
 #ifdef __cplusplus
 }
