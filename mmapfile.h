@@ -129,6 +129,15 @@ typedef int (*mmapfile_chunk_fn)(const void *chunk, size_t n, off_t off, void *a
 MMAPFILE_API int mmapfile_foreach(mmapfile_t *f, off_t off, size_t len, size_t chunk,
                                   mmapfile_chunk_fn fn, void *arg);
 
+/* Page-cache residency and locking in RAM of bytes [off, off + len) of the
+ * file (len == 0: to the end), widened to whole pages and limited to the
+ * file.  mmapfile_resident returns how many of those bytes are resident
+ * (mincore(2), counted as vmtouch does: whole pages, the last one only to
+ * the file's end). */
+MMAPFILE_API off_t mmapfile_resident(mmapfile_t *f, off_t off, size_t len);
+MMAPFILE_API int mmapfile_lock(mmapfile_t *f, off_t off, size_t len);
+MMAPFILE_API int mmapfile_unlock(mmapfile_t *f, off_t off, size_t len);
+
 #ifdef __cplusplus
 }
 #endif
