@@ -131,9 +131,10 @@ MMAPFILE_API int mmapfile_foreach(mmapfile_t *f, off_t off, size_t len, size_t c
 
 /* Page-cache residency and locking in RAM of bytes [off, off + len) of the
  * file (len == 0: to the end), widened to whole pages and limited to the
- * file.  mmapfile_resident returns how many of those bytes are resident
- * (mincore(2), counted as vmtouch does: whole pages, the last one only to
- * the file's end). */
+ * file (unlock: to what the handle has mapped, so that pages locked before
+ * the file shrank are let go too).  mmapfile_resident returns how many of
+ * those bytes are resident (mincore(2), counted as vmtouch does: whole
+ * pages, the last one only to the file's end). */
 MMAPFILE_API off_t mmapfile_resident(mmapfile_t *f, off_t off, size_t len);
 MMAPFILE_API int mmapfile_lock(mmapfile_t *f, off_t off, size_t len);
 MMAPFILE_API int mmapfile_unlock(mmapfile_t *f, off_t off, size_t len);
