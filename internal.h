@@ -179,6 +179,7 @@ static inline void mmf_set_size(struct mmapfile *f, off_t size)
 /* map.c: the mapping and the file's length.  All need map_lock exclusive. */
 MMF_HIDDEN int mmf_map_to(struct mmapfile *f, off_t len);
 MMF_HIDDEN int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve);
+/* Cut the file to len, between mmf_cut_begin and mmf_cut_end. */
 MMF_HIDDEN int mmf_cut(struct mmapfile *f, off_t len);
 MMF_HIDDEN int mmf_trim(struct mmapfile *f);
 MMF_HIDDEN void mmf_unmap(struct mmapfile *f);

@@ -231,10 +231,11 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 	return 0;
 }
 
-/* Cut the file to len (below its current length) and shrink the mapping. */
+/* Cut the file to len (below its current length).  The caller brackets it
+ * with mmf_cut_begin/end, so that no lock-free write moves the size.  The
+ * mapping stays: pages past the new end fault, and the guard answers. */
 int mmf_cut(struct mmapfile *f, off_t len)
 {
-	mmf_cut_begin(f);
 	int rc = mmf_sys.ftruncate(f->fd, len);
 	if (rc == 0) {
 		atomic_store(&f->populated, 0); /* the pages past len are gone */
@@ -243,7 +244,6 @@ int mmf_cut(struct mmapfile *f, off_t len)
 			mmf_set_size(f, len);
 		mmf_update_limit(f);
 	}
-	mmf_cut_end(f);
 	return rc;
 }
 
@@ -321,20 +321,18 @@ static int restore_mapping(struct mmapfile *f)
  * below the size, is learned instead, never cut or grown back. */
 int mmf_trim(struct mmapfile *f)
 {
-	off_t size = mmf_size(f);
 	struct stat st;
-	if (f->file_len <= size)
+	if (f->file_len <= mmf_size(f))
 		return mmf_relearn(f); /* nothing to cut; learn what others did */
 	if (mmf_sys.fstat(f->fd, &st) != 0)
 		return -1;
-	if (st.st_size > f->file_len || st.st_size <= size)
+	if (st.st_size > f->file_len || st.st_size <= mmf_size(f))
 		return apply_length(f, st.st_size);
+	/* Lock-free writes into the reserve may still raise the size: stop
+	 * them first, then cut at the size they leave. */
 	mmf_cut_begin(f);
-	int rc = mmf_sys.ftruncate(f->fd, size);
-	if (rc == 0) {
-		f->file_len = size;
-		mmf_update_limit(f);
-	}
+	off_t size = mmf_size(f);
+	int rc = size < f->file_len ? mmf_cut(f, size) : 0;
 	mmf_cut_end(f);
 	return rc;
 }

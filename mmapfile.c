@@ -508,9 +508,9 @@ static ssize_t writeat_mapped(struct mmapfile *f, const void *buf, size_t n, off
 		mmf_unlock(f);
 		return fail_int(EFBIG);
 	}
-	/* Growth, and an append that will be a pwrite(2) (no fault would tell
-	 * it that another process cut the file), learn the length first. */
-	if (off + (off_t)n > f->limit || (append && n >= MMF_PWRITE_MIN)) {
+	/* Growth, and a write that will be a pwrite(2) (no fault would tell it
+	 * that another process cut the file), learn the length first. */
+	if (off + (off_t)n > f->limit || (n >= MMF_PWRITE_MIN && off >= mmf_size(f))) {
 		mmf_unlock(f);
 		mmf_wrlock(f);
 		/* Growing: first learn whether another process changed the length

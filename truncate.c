@@ -29,8 +29,12 @@ int mmapfile_truncate(mmapfile_t *f, off_t size)
 	/* The reserve is zeros only while the file ends where this handle
 	 * left it: learn first what another process did to the length. */
 	int rc = mmf_relearn(f);
-	if (rc == 0)
+	if (rc == 0) {
+		/* No lock-free write may move the size while it is decided. */
+		mmf_cut_begin(f);
 		rc = set_size(f, size);
+		mmf_cut_end(f);
+	}
 	mmf_unlock(f);
 	return rc;
 }
