@@ -139,6 +139,12 @@ MMAPFILE_API off_t mmapfile_resident(mmapfile_t *f, off_t off, size_t len);
 MMAPFILE_API int mmapfile_lock(mmapfile_t *f, off_t off, size_t len);
 MMAPFILE_API int mmapfile_unlock(mmapfile_t *f, off_t off, size_t len);
 
+/* A stdio stream over the handle (fopencookie(3)): reads, writes and seeks
+ * of the stream are the handle's cursor calls.  mode as fopen's ("r", "w",
+ * "r+", "a", ...), limited to what the handle allows.  fclose(3) of the
+ * stream does not close the handle. */
+MMAPFILE_API FILE *mmapfile_fopen(mmapfile_t *f, const char *mode);
+
 #ifdef __cplusplus
 }
 #endif
