@@ -28,15 +28,17 @@
  *   - data written by another process lands inside the handle's size, or
  *     past the length on disk.
  * Until the handle learns such a change (DESIGN.md: a read reaching its end,
- * seek(SEEK_END), a shrink below its size; also a reopen) mmapfile_size()
- * and an O_APPEND write's position are the handle's knowledge, not the
- * file's: the size is then not compared, and an O_APPEND handle is made to
- * learn at once (seek to the end and back, on both).  Reads and writes are
- * compared all the same.
+ * seek(SEEK_END), a write that needs growth, a truncate below its size; also
+ * a reopen) mmapfile_size() is the handle's knowledge, not the file's, and is
+ * not compared.  After growth by another process an O_APPEND write lands at
+ * the end the handle knows (DESIGN.md), so an O_APPEND handle is then made to
+ * learn at once (seek to the end and back, on both); a shrink it must honour
+ * without that.  Reads and writes are compared all the same.
  *
- * Bounds: offsets that write stay below 1 MiB (plus a 64 KiB transfer);
- * far offsets are used only where they fail (EINVAL on overflow, EFBIG past
- * the file system's largest size, probed at start) or only seek or read.
+ * Bounds: writes and truncates start below 1 MiB (transfers below 64 KiB;
+ * files stay below about 2 MiB); far offsets are used only where they fail
+ * (EINVAL on overflow, EFBIG past the file system's largest size, probed at
+ * start) or only seek or read.
  *
  * Environment:
  *   FUZZ_ORACLE_TRACE=1   print every operation to stderr
@@ -52,9 +54,11 @@
  *                                           process, do not require a read
  *                                           to leave the buffer past what
  *                                           it returns untouched
- *                           stale-append    after a shrink by another
- *                                           process, make an O_APPEND handle
- *                                           learn the size before it writes
+ *                           stale-pwrite    after a shrink by another
+ *                                           process, make the handle learn
+ *                                           the size before a write of 16 KiB
+ *                                           or more (the library's pwrite
+ *                                           path does not look at the file)
  *   TMPDIR                where the temporary directory is made
  */
 #define _GNU_SOURCE
@@ -126,7 +130,7 @@ static uint32_t u24(struct in *in)
 /* ---- state ----------------------------------------------------------------- */
 
 struct state {
-	char dir[512], mpath[600], tpath[600];
+	char dir[512], mpath[600], tpath[600], fifo[600];
 	mmapfile_t *h;
 	int tfd;
 	int flags;           /* the handle's flags */
@@ -136,7 +140,7 @@ struct state {
 	char desc[320];
 	char hist[HIST][400];
 	bool trace;
-	bool lax_stale_truncate, lax_sync_learn, lax_clobber, lax_stale_append;
+	bool lax_stale_truncate, lax_sync_learn, lax_clobber, lax_stale_pwrite;
 	bool huge_efbig;     /* offsets >= fs_max fail with EFBIG (and fs_max is far) */
 	off_t fs_max;
 	size_t page;
@@ -189,6 +193,7 @@ static const char *flags_str(int flags)
 	return s;
 }
 
+static void cleanup(void);
 static void mismatch(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 static void mismatch(int line, const char *fmt, ...)
 {
@@ -205,6 +210,7 @@ static void mismatch(int line, const char *fmt, ...)
 			fprintf(stderr, "  op %ld: %s\n", i, S.hist[i % HIST]);
 	fprintf(stderr, "fuzz_oracle: %s\n", msg);
 	fflush(stderr);
+	cleanup(); /* abort() skips atexit */
 	abort();
 }
 
@@ -648,12 +654,18 @@ static void do_write(struct in *in, bool positional)
 		}
 		fill(wbuf, n, seed);
 	}
+	bool learned = false;
+	if (S.lax_stale_pwrite && S.stale_shrink && writable(S.flags) && !null_buf && n >= 16384 &&
+	    n <= MAXLEN) {
+		learn();
+		learned = true;
+	}
 	if (positional)
-		note("writeat(%s, n=%zu, off=%jd) [twin size %jd]", null_buf ? "NULL" : "buf", n,
-		     (intmax_t)off, (intmax_t)ts);
+		note("writeat(%s, n=%zu, off=%jd) [twin size %jd]%s", null_buf ? "NULL" : "buf", n,
+		     (intmax_t)off, (intmax_t)ts, learned ? " (learned first: FUZZ_ORACLE_LAX=stale-pwrite)" : "");
 	else
-		note("write(%s, n=%zu) [cursor %jd, twin size %jd]", null_buf ? "NULL" : "buf", n,
-		     (intmax_t)cur, (intmax_t)ts);
+		note("write(%s, n=%zu) [cursor %jd, twin size %jd]%s", null_buf ? "NULL" : "buf", n,
+		     (intmax_t)cur, (intmax_t)ts, learned ? " (learned first: FUZZ_ORACLE_LAX=stale-pwrite)" : "");
 
 	const void *b = null_buf ? NULL : wbuf;
 	errno = 0;
@@ -958,8 +970,6 @@ static void do_ext_shrink(struct in *in)
 	EXPECT(truncate(S.mpath, len) == 0 && truncate(S.tpath, len) == 0, "truncate: %s", strerror(errno));
 	S.stale_shrink = true;
 	S.stale_grow = false;
-	if (S.lax_stale_append && appending(S.flags) && writable(S.flags))
-		learn();
 }
 
 /* Another process extends the file past its length on disk (or, while a
@@ -991,7 +1001,7 @@ static void do_ext_grow(struct in *in)
 	EXPECT(truncate(S.mpath, len) == 0 && truncate(S.tpath, len) == 0, "truncate: %s", strerror(errno));
 	/* Appends land at the end the handle knows until it learns growth
 	 * (DESIGN.md); a shrink it must honour at once. */
-	if (appending(S.flags) && writable(S.flags) && (S.stale_grow || S.lax_stale_append))
+	if (appending(S.flags) && writable(S.flags) && S.stale_grow)
 		learn();
 }
 
@@ -1028,9 +1038,70 @@ static void do_ext_write(struct in *in)
 		learn();
 }
 
+/* mmapfile_madvise_name and _parse agree with each other (DESIGN.md). */
+static void check_advice_names(struct in *in)
+{
+	int a = advices[u8(in) % N_ADVICES];
+	const char *name = mmapfile_madvise_name(a);
+	note("madvise_name(%d) = %s, and parse it back", a, name ? name : "NULL");
+	bool known = a >= 0 && (a <= 25 ? a < 5 || a > 7 : a >= 100 && a <= 103);
+	EXPECT(known == (name != NULL), "mmapfile_madvise_name(%d) is %s", a, name ? name : "NULL");
+	if (!name) {
+		errno = 0;
+		EXPECT(mmapfile_madvise_parse(NULL) == -1 && errno == EINVAL, "parse(NULL) is not -1/EINVAL");
+		errno = 0;
+		EXPECT(mmapfile_madvise_parse("madv_bogus") == -1 && errno == EINVAL, "parse(\"madv_bogus\") is not -1/EINVAL");
+		return;
+	}
+	EXPECT(strncmp(name, "MADV_", 5) == 0, "the name %s does not start with MADV_", name);
+	char v[3][64];
+	size_t i;
+	for (i = 0; name[5 + i] && i < sizeof v[0] - 1; i++) /* "populate-read" */
+		v[0][i] = name[5 + i] == '_' ? '-' : (char)(name[5 + i] | 0x20);
+	v[0][i] = '\0';
+	snprintf(v[1], sizeof v[1], "mmapfile_%s", name);
+	snprintf(v[2], sizeof v[2], "Madv-%s", v[0]);
+	EXPECT(mmapfile_madvise_parse(name) == a, "parse(%s) is not %d", name, a);
+	for (int j = 0; j < 3; j++)
+		EXPECT(mmapfile_madvise_parse(v[j]) == a, "parse(%s) is not %d", v[j], a);
+}
+
+/* Files that cannot be mapped, and a NULL path: DESIGN.md's errors. */
+static void check_unmappable(struct in *in)
+{
+	static const int acc[] = { O_RDONLY, O_WRONLY, O_RDWR, O_RDWR | O_CREAT };
+	int flags = acc[u8(in) % 4];
+	unsigned k = u8(in) % 3;
+	const char *path = k == 0 ? S.dir : k == 1 ? S.fifo : NULL;
+	int err = k == 0 ? EISDIR : k == 1 ? ENODEV : EINVAL;
+	note("mmapfile_open(%s, %s)", k == 0 ? "a directory" : k == 1 ? "a FIFO" : "NULL", flags_str(flags));
+	errno = 0;
+	mmapfile_t *f = mmapfile_open(path, flags, 0644);
+	int e = errno;
+	if (f)
+		mmapfile_close(f);
+	modelled(S.desc, f ? 0 : -1, e, err);
+	if (k == 2) {
+		errno = 0;
+		f = mmapfile_create(NULL, 0, flags, 0644);
+		e = errno;
+		if (f)
+			mmapfile_close(f);
+		modelled("mmapfile_create(NULL)", f ? 0 : -1, e, EINVAL);
+	}
+}
+
 static void do_null_handle(struct in *in)
 {
-	unsigned k = u8(in) % 12;
+	unsigned k = u8(in) % 14;
+	if (k == 12) {
+		check_advice_names(in);
+		return;
+	}
+	if (k == 13) {
+		check_unmappable(in);
+		return;
+	}
 	note("call %u with a NULL handle", k);
 	char b[8];
 	long long r = 0;
@@ -1064,6 +1135,7 @@ static void cleanup(void)
 {
 	unlink(S.mpath);
 	unlink(S.tpath);
+	unlink(S.fifo);
 	rmdir(S.dir);
 }
 
@@ -1120,6 +1192,11 @@ static void setup(void)
 	}
 	snprintf(S.mpath, sizeof S.mpath, "%s/handle", S.dir);
 	snprintf(S.tpath, sizeof S.tpath, "%s/twin", S.dir);
+	snprintf(S.fifo, sizeof S.fifo, "%s/fifo", S.dir);
+	if (mkfifo(S.fifo, 0644) != 0) {
+		perror("fuzz_oracle: mkfifo");
+		exit(1);
+	}
 	atexit(cleanup);
 	long p = sysconf(_SC_PAGESIZE);
 	S.page = p > 0 ? (size_t)p : 4096;
@@ -1129,7 +1206,7 @@ static void setup(void)
 	S.lax_stale_truncate = lax_has(lax, "stale-truncate");
 	S.lax_sync_learn = lax_has(lax, "sync-learn");
 	S.lax_clobber = lax_has(lax, "read-clobber");
-	S.lax_stale_append = lax_has(lax, "stale-append");
+	S.lax_stale_pwrite = lax_has(lax, "stale-pwrite");
 	probe_fs_max();
 	S.tfd = -1;
 	if (S.trace)

@@ -46,8 +46,15 @@ if grep -q '^#define MMF_HAVE_LIBURING 1' "$build/config.h"; then
 	libs="-luring $libs"
 fi
 
+# The library's sources: the .c files of libmmapfile_core_la_SOURCES in
+# Makefile.am (continuation lines joined), or the known list.
+srcs=$(sed -n '/^libmmapfile_core_la_SOURCES[[:space:]]*=/,/[^\\]$/p' "$src/Makefile.am" |
+	sed 's/^[^=]*=//; s/\\$//' | tr -s '[:space:]' '\n' | grep '\.c$' || true)
+if [ -z "$srcs" ]; then
+	srcs="mmapfile.c seek.c sync.c madvise.c truncate.c map.c guard.c sys.c"
+fi
 set --
-for f in mmapfile.c seek.c sync.c madvise.c truncate.c map.c guard.c sys.c; do
+for f in $srcs; do
 	set -- "$@" "$src/$f"
 done
 
