@@ -218,6 +218,8 @@ MMF_HIDDEN int mmf_relearn(struct mmapfile *f);
 MMF_HIDDEN ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off);
 /* Writes at *at, or at the end when append; *at is where it wrote. */
 MMF_HIDDEN ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append);
+/* A write at the cursor (at the end when append), moving it past the bytes. */
+MMF_HIDDEN ssize_t mmf_cursor_write(struct mmapfile *f, const void *buf, size_t n, bool append);
 
 /* sync.c */
 MMF_HIDDEN int mmf_sync_write(struct mmapfile *f, off_t off, size_t len);

@@ -608,11 +608,15 @@ ssize_t mmapfile_write(mmapfile_t *f, const void *buf, size_t n)
 		return -1;
 	if (n == 0)
 		return 0;
+	return mmf_cursor_write(f, buf, n, f->append);
+}
+
+ssize_t mmf_cursor_write(struct mmapfile *f, const void *buf, size_t n, bool append)
+{
 	bool locked = mmf_cursor_lock(f);
 	off_t off = f->cursor;
-	ssize_t k = !f->append && (off_t)n > MMF_OFF_MAX - off
-	                ? fail_int(EINVAL)
-	                : mmf_writeat(f, buf, n, &off, f->append);
+	ssize_t k = !append && (off_t)n > MMF_OFF_MAX - off ? fail_int(EINVAL)
+	                                                     : mmf_writeat(f, buf, n, &off, append);
 	if (k > 0)
 		f->cursor = off + k;
 	mmf_cursor_unlock(f, locked);

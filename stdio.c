@@ -40,15 +40,7 @@ static ssize_t cookie_read(void *c, char *buf, size_t n)
  * included), leaving the cursor after it. */
 static ssize_t append_once(struct mmapfile *f, const char *buf, size_t n)
 {
-	if (f->append)
-		return mmapfile_write(f, buf, n);
-	bool locked = mmf_cursor_lock(f);
-	off_t off = f->cursor;
-	ssize_t k = mmf_writeat(f, buf, n, &off, true);
-	if (k > 0)
-		f->cursor = off + k;
-	mmf_cursor_unlock(f, locked);
-	return k;
+	return mmf_cursor_write(f, buf, n, true);
 }
 
 /* stdio wants the bytes written, and takes fewer than asked for as an

@@ -506,19 +506,37 @@ static const struct scenario scenarios[] = {
 };
 #define NSCENARIOS ((int)(sizeof scenarios / sizeof scenarios[0]))
 
+/* The file and its twin, INITIAL bytes of the same content; the twin open.
+ * Returns the descriptors open before, for files_end to compare. */
+static int files_begin(struct ctx *c, uint64_t seed)
+{
+	*c = (struct ctx){ .path = tu_path("f"), .twin_path = tu_path("twin") };
+	unsigned char *init = malloc((size_t)INITIAL);
+	tu_fill(init, (size_t)INITIAL, seed);
+	tu_write_file(c->path, init, (size_t)INITIAL);
+	tu_write_file(c->twin_path, init, (size_t)INITIAL);
+	free(init);
+	int fds = count_fds();
+	c->twin = open(c->twin_path, O_RDWR);
+	ck_assert_int_ge(c->twin, 0);
+	return fds;
+}
+
+/* No descriptor leaked; the files go. */
+static void files_end(struct ctx *c, int fds)
+{
+	close(c->twin);
+	ck_assert_int_eq(count_fds(), fds);
+	unlink(c->path);
+	unlink(c->twin_path);
+}
+
 /* One run: fresh files, the handle, the operation with the Nth call of a
  * kind failing, the checks.  Returns whether the fault was injected. */
 static bool run_once(const struct scenario *sc, const struct fault *ft, long n)
 {
-	struct ctx c = { .path = tu_path("f"), .twin_path = tu_path("twin") };
-	unsigned char *init = malloc((size_t)INITIAL);
-	tu_fill(init, (size_t)INITIAL, (uint64_t)n * 7919 + ft->kind);
-	tu_write_file(c.path, init, (size_t)INITIAL);
-	tu_write_file(c.twin_path, init, (size_t)INITIAL);
-	free(init);
-	int fds = count_fds();
-	c.twin = open(c.twin_path, O_RDWR);
-	ck_assert_int_ge(c.twin, 0);
+	struct ctx c;
+	int fds = files_begin(&c, (uint64_t)n * 7919 + ft->kind);
 	if (!sc->opens) {
 		c.f = mmapfile_open(c.path, sc->flags, 0644);
 		ck_assert_ptr_nonnull(c.f);
@@ -548,10 +566,7 @@ static bool run_once(const struct scenario *sc, const struct fault *ft, long n)
 		verify_and_close(&c);
 	else
 		require_same_files(c.path, c.twin_path, true);
-	close(c.twin);
-	ck_assert_int_eq(count_fds(), fds);
-	unlink(c.path);
-	unlink(c.twin_path);
+	files_end(&c, fds);
 	return fired;
 }
 
@@ -672,15 +687,8 @@ static void seq_step(struct ctx *c, uint64_t *rng)
  * the number of calls the sequence made. */
 static long run_sequence(uint64_t seed, long n)
 {
-	struct ctx c = { .path = tu_path("f"), .twin_path = tu_path("twin") };
-	unsigned char *init = malloc((size_t)INITIAL);
-	tu_fill(init, (size_t)INITIAL, seed);
-	tu_write_file(c.path, init, (size_t)INITIAL);
-	tu_write_file(c.twin_path, init, (size_t)INITIAL);
-	free(init);
-	int fds = count_fds();
-	c.twin = open(c.twin_path, O_RDWR);
-	ck_assert_int_ge(c.twin, 0);
+	struct ctx c;
+	int fds = files_begin(&c, seed);
 	c.f = mmapfile_open(c.path, O_RDWR, 0644);
 	ck_assert_ptr_nonnull(c.f);
 	const struct fault any = { (enum sys_kind)ANY_KIND, 0 };
@@ -692,10 +700,7 @@ static long run_sequence(uint64_t seed, long n)
 	long made = total_calls;
 	disarm();
 	verify_and_close(&c);
-	close(c.twin);
-	ck_assert_int_eq(count_fds(), fds);
-	unlink(c.path);
-	unlink(c.twin_path);
+	files_end(&c, fds);
 	return made;
 }
 
