@@ -24,7 +24,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define NOBODY 65534
 
 static size_t page(void)
 {
@@ -127,80 +126,6 @@ static void expect_open_fails(const char *path, int flags, int want)
 	ck_assert_msg(m == NULL, "mmapfile_open(%s, %#x) succeeded, expected %s", path, flags, strerror(want));
 	ck_assert_msg(e == want, "mmapfile_open(%s, %#x): errno %s, expected %s", path, flags, strerror(e),
 		      strerror(want));
-}
-
-/* ---- running checks as an unprivileged user ---- */
-
-static int child_report = -1;
-
-static void child_fail(int line, const char *fmt, ...)
-{
-	char msg[768];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	dprintf(child_report, "line %d: %s", line, msg);
-	_exit(1);
-}
-
-#define CCHECK(cond, ...)                                      \
-	do {                                                   \
-		if (!(cond))                                   \
-			child_fail(__LINE__, __VA_ARGS__);     \
-	} while (0)
-
-/* Run fn in a child that is not root (uid/gid 65534 when we are root).
- * Returns true when the checks ran (and passed: a failure fails the test),
- * false when they could not run, after printing why. */
-static bool run_unprivileged(const char *what, void (*fn)(void *), void *arg)
-{
-	int p[2];
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(p[0]);
-		child_report = p[1];
-		if (geteuid() == 0) {
-			if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0) {
-				dprintf(p[1], "cannot switch to uid/gid %d: %s", NOBODY, strerror(errno));
-				_exit(77);
-			}
-			if (geteuid() == 0 || setuid(0) == 0) {
-				dprintf(p[1], "still able to act as root after setuid(%d)", NOBODY);
-				_exit(77);
-			}
-		}
-		if (access(tu_dir(), X_OK) != 0) {
-			dprintf(p[1], "uid %d cannot reach %s: %s", (int)geteuid(), tu_dir(), strerror(errno));
-			_exit(77);
-		}
-		fn(arg);
-		_exit(0);
-	}
-	close(p[1]);
-	char msg[1024];
-	size_t got = 0;
-	for (;;) {
-		ssize_t r = read(p[0], msg + got, sizeof msg - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	msg[got] = '\0';
-	close(p[0]);
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-		printf("SKIPPED %s: %s\n", what, msg);
-		fflush(stdout);
-		return false;
-	}
-	ck_assert_msg(WIFEXITED(status), "%s: unprivileged child died (status %#x) %s", what, status, msg);
-	ck_assert_msg(WEXITSTATUS(status) == 0, "%s: unprivileged child failed: %s", what, msg);
-	return true;
 }
 
 /* A 0777 directory the unprivileged child can create files in. */
@@ -501,30 +426,30 @@ static void child_eacces(void *p)
 		errno = 0;
 		int fd = open(path, cases[i].flags | O_CLOEXEC, 0644);
 		int kerr = errno;
-		CCHECK(fd < 0 && kerr == EACCES, "oracle open(%s, %#x) as uid %d: fd %d, %s", path,
+		TU_CCHECK(fd < 0 && kerr == EACCES, "oracle open(%s, %#x) as uid %d: fd %d, %s", path,
 		       cases[i].flags, (int)geteuid(), fd, strerror(kerr));
 		errno = 0;
 		mmapfile_t *m = mmapfile_open(path, cases[i].flags, 0644);
 		int e = errno;
-		CCHECK(m == NULL, "mmapfile_open(%s, %#x) succeeded as uid %d", path, cases[i].flags,
+		TU_CCHECK(m == NULL, "mmapfile_open(%s, %#x) succeeded as uid %d", path, cases[i].flags,
 		       (int)geteuid());
-		CCHECK(e == EACCES, "mmapfile_open(%s, %#x): errno %s, expected EACCES", path, cases[i].flags,
+		TU_CCHECK(e == EACCES, "mmapfile_open(%s, %#x): errno %s, expected EACCES", path, cases[i].flags,
 		       strerror(e));
 	}
-	CCHECK(access(inlocked, F_OK) != 0, "%s was created", inlocked);
+	TU_CCHECK(access(inlocked, F_OK) != 0, "%s was created", inlocked);
 
 	/* mmapfile_create is refused too. */
 	errno = 0;
 	mmapfile_t *m = mmapfile_create(a->readonly, 10, O_RDWR, 0644);
 	int e = errno;
-	CCHECK(m == NULL && e == EACCES, "mmapfile_create on a 0444 file: %p, %s", (void *)m, strerror(e));
+	TU_CCHECK(m == NULL && e == EACCES, "mmapfile_create on a 0444 file: %p, %s", (void *)m, strerror(e));
 
 	/* The read-only file still opens read-only and reads. */
 	m = mmapfile_open(a->readonly, O_RDONLY, 0);
-	CCHECK(m != NULL, "O_RDONLY on a 0444 file: %s", strerror(errno));
+	TU_CCHECK(m != NULL, "O_RDONLY on a 0444 file: %s", strerror(errno));
 	char b[8] = {0};
-	CCHECK(mmapfile_read(m, b, 8) == 8 && memcmp(b, "readonly", 8) == 0, "reading the 0444 file");
-	CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
+	TU_CCHECK(mmapfile_read(m, b, 8) == 8 && memcmp(b, "readonly", 8) == 0, "reading the 0444 file");
+	TU_CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
 }
 
 START_TEST(test_open_eacces)
@@ -540,7 +465,7 @@ START_TEST(test_open_eacces)
 	ck_assert_int_eq(chmod(a.readonly, 0444), 0);
 	ck_assert_int_eq(mkdir(a.locked, 0555), 0);
 	ck_assert_int_eq(chmod(a.locked, 0555), 0);
-	run_unprivileged("EACCES checks", child_eacces, &a);
+	tu_run_unprivileged("EACCES checks", tu_dir(), X_OK, child_eacces, &a);
 	/* Nothing was changed, whether or not the checks ran. */
 	chmod(a.secret, 0600);
 	chmod(a.readonly, 0644);
@@ -1171,20 +1096,20 @@ struct wronly_arg {
 static void child_compare(const char *x, const char *y, const char *when)
 {
 	static unsigned char dx[1 << 16], dy[1 << 16];
-	CCHECK(chmod(x, 0600) == 0 && chmod(y, 0600) == 0, "%s: chmod: %s", when, strerror(errno));
+	TU_CCHECK(chmod(x, 0600) == 0 && chmod(y, 0600) == 0, "%s: chmod: %s", when, strerror(errno));
 	ssize_t n[2];
 	const char *paths[2] = {x, y};
 	unsigned char *bufs[2] = {dx, dy};
 	for (int i = 0; i < 2; i++) {
 		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
-		CCHECK(fd >= 0, "%s: open %s: %s", when, paths[i], strerror(errno));
+		TU_CCHECK(fd >= 0, "%s: open %s: %s", when, paths[i], strerror(errno));
 		n[i] = read(fd, bufs[i], sizeof dx);
-		CCHECK(n[i] >= 0 && (size_t)n[i] < sizeof dx, "%s: read %s", when, paths[i]);
+		TU_CCHECK(n[i] >= 0 && (size_t)n[i] < sizeof dx, "%s: read %s", when, paths[i]);
 		close(fd);
 	}
-	CCHECK(n[0] == n[1], "%s: %zd bytes on disk, oracle %zd", when, n[0], n[1]);
-	CCHECK(memcmp(dx, dy, (size_t)n[0]) == 0, "%s: contents differ from the oracle", when);
-	CCHECK(chmod(x, 0200) == 0 && chmod(y, 0200) == 0, "%s: chmod back: %s", when, strerror(errno));
+	TU_CCHECK(n[0] == n[1], "%s: %zd bytes on disk, oracle %zd", when, n[0], n[1]);
+	TU_CCHECK(memcmp(dx, dy, (size_t)n[0]) == 0, "%s: contents differ from the oracle", when);
+	TU_CCHECK(chmod(x, 0200) == 0 && chmod(y, 0200) == 0, "%s: chmod back: %s", when, strerror(errno));
 }
 
 static void child_wronly(void *p)
@@ -1196,86 +1121,86 @@ static void child_wronly(void *p)
 	const char *paths[2] = {a->m, a->f};
 	for (int i = 0; i < 2; i++) {
 		int fd = open(paths[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0200);
-		CCHECK(fd >= 0, "create %s: %s", paths[i], strerror(errno));
-		CCHECK(write(fd, init, sizeof init) == (ssize_t)sizeof init, "write %s", paths[i]);
+		TU_CCHECK(fd >= 0, "create %s: %s", paths[i], strerror(errno));
+		TU_CCHECK(write(fd, init, sizeof init) == (ssize_t)sizeof init, "write %s", paths[i]);
 		close(fd);
 	}
 	/* The file really is unreadable to us. */
 	errno = 0;
 	int rfd = open(a->m, O_RDONLY | O_CLOEXEC);
-	CCHECK(rfd < 0 && errno == EACCES, "a 0200 file opened for reading as uid %d", (int)geteuid());
+	TU_CCHECK(rfd < 0 && errno == EACCES, "a 0200 file opened for reading as uid %d", (int)geteuid());
 
 	mmapfile_t *m = mmapfile_open(a->m, O_WRONLY, 0);
-	CCHECK(m != NULL, "mmapfile_open O_WRONLY on a 0200 file: %s", strerror(errno));
+	TU_CCHECK(m != NULL, "mmapfile_open O_WRONLY on a 0200 file: %s", strerror(errno));
 	int fd = open(a->f, O_WRONLY | O_CLOEXEC);
-	CCHECK(fd >= 0, "oracle open: %s", strerror(errno));
-	CCHECK(mmapfile_size(m) == 3000, "size %lld", (long long)mmapfile_size(m));
+	TU_CCHECK(fd >= 0, "oracle open: %s", strerror(errno));
+	TU_CCHECK(mmapfile_size(m) == 3000, "size %lld", (long long)mmapfile_size(m));
 
 	char b[16];
 	errno = 0;
-	CCHECK(mmapfile_read(m, b, sizeof b) == -1 && errno == EBADF, "read on O_WRONLY: %s", strerror(errno));
+	TU_CCHECK(mmapfile_read(m, b, sizeof b) == -1 && errno == EBADF, "read on O_WRONLY: %s", strerror(errno));
 	errno = 0;
-	CCHECK(mmapfile_readat(m, b, sizeof b, 0) == -1 && errno == EBADF, "readat on O_WRONLY: %s",
+	TU_CCHECK(mmapfile_readat(m, b, sizeof b, 0) == -1 && errno == EBADF, "readat on O_WRONLY: %s",
 	       strerror(errno));
 
 	/* The same operations on both. */
-	CCHECK(mmapfile_write(m, more, 100) == 100, "write: %s", strerror(errno));
-	CCHECK(write(fd, more, 100) == 100, "oracle write");
-	CCHECK(mmapfile_writeat(m, more + 100, 500, 2900) == 500, "writeat: %s", strerror(errno));
-	CCHECK(pwrite(fd, more + 100, 500, 2900) == 500, "oracle pwrite");
-	CCHECK(mmapfile_seek(m, 10000, SEEK_SET) == 10000, "seek: %s", strerror(errno));
-	CCHECK(lseek(fd, 10000, SEEK_SET) == 10000, "oracle lseek");
-	CCHECK(mmapfile_write(m, more, 5000) == 5000, "write past end: %s", strerror(errno));
-	CCHECK(write(fd, more, 5000) == 5000, "oracle write past end");
+	TU_CCHECK(mmapfile_write(m, more, 100) == 100, "write: %s", strerror(errno));
+	TU_CCHECK(write(fd, more, 100) == 100, "oracle write");
+	TU_CCHECK(mmapfile_writeat(m, more + 100, 500, 2900) == 500, "writeat: %s", strerror(errno));
+	TU_CCHECK(pwrite(fd, more + 100, 500, 2900) == 500, "oracle pwrite");
+	TU_CCHECK(mmapfile_seek(m, 10000, SEEK_SET) == 10000, "seek: %s", strerror(errno));
+	TU_CCHECK(lseek(fd, 10000, SEEK_SET) == 10000, "oracle lseek");
+	TU_CCHECK(mmapfile_write(m, more, 5000) == 5000, "write past end: %s", strerror(errno));
+	TU_CCHECK(write(fd, more, 5000) == 5000, "oracle write past end");
 	for (int i = 0; i < 40; i++) {
-		CCHECK(mmapfile_write(m, more + i * 100, 100) == 100, "append %d: %s", i, strerror(errno));
-		CCHECK(write(fd, more + i * 100, 100) == 100, "oracle append");
+		TU_CCHECK(mmapfile_write(m, more + i * 100, 100) == 100, "append %d: %s", i, strerror(errno));
+		TU_CCHECK(write(fd, more + i * 100, 100) == 100, "oracle append");
 	}
-	CCHECK(mmapfile_truncate(m, 14000) == 0, "truncate: %s", strerror(errno));
-	CCHECK(ftruncate(fd, 14000) == 0, "oracle ftruncate");
-	CCHECK(mmapfile_write(m, more, 64) == 64, "write after truncate: %s", strerror(errno));
-	CCHECK(write(fd, more, 64) == 64, "oracle write after truncate");
+	TU_CCHECK(mmapfile_truncate(m, 14000) == 0, "truncate: %s", strerror(errno));
+	TU_CCHECK(ftruncate(fd, 14000) == 0, "oracle ftruncate");
+	TU_CCHECK(mmapfile_write(m, more, 64) == 64, "write after truncate: %s", strerror(errno));
+	TU_CCHECK(write(fd, more, 64) == 64, "oracle write after truncate");
 	struct stat st;
-	CCHECK(fstat(fd, &st) == 0, "fstat");
-	CCHECK(mmapfile_size(m) == st.st_size, "size %lld, oracle %lld", (long long)mmapfile_size(m),
+	TU_CCHECK(fstat(fd, &st) == 0, "fstat");
+	TU_CCHECK(mmapfile_size(m) == st.st_size, "size %lld, oracle %lld", (long long)mmapfile_size(m),
 	       (long long)st.st_size);
-	CCHECK(mmapfile_sync(m) == 0, "sync: %s", strerror(errno));
-	CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
+	TU_CCHECK(mmapfile_sync(m) == 0, "sync: %s", strerror(errno));
+	TU_CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
 	close(fd);
 	child_compare(a->m, a->f, "after O_WRONLY writes");
 
 	/* O_APPEND on the same write-only file: writes land at the end,
 	 * writeat is EINVAL, reads are still EBADF. */
 	m = mmapfile_open(a->m, O_WRONLY | O_APPEND, 0);
-	CCHECK(m != NULL, "mmapfile_open O_WRONLY|O_APPEND on a 0200 file: %s", strerror(errno));
+	TU_CCHECK(m != NULL, "mmapfile_open O_WRONLY|O_APPEND on a 0200 file: %s", strerror(errno));
 	fd = open(a->f, O_WRONLY | O_APPEND | O_CLOEXEC);
-	CCHECK(fd >= 0, "oracle open: %s", strerror(errno));
-	CCHECK(mmapfile_seek(m, 5, SEEK_SET) == 5, "seek: %s", strerror(errno));
-	CCHECK(lseek(fd, 5, SEEK_SET) == 5, "oracle lseek");
+	TU_CCHECK(fd >= 0, "oracle open: %s", strerror(errno));
+	TU_CCHECK(mmapfile_seek(m, 5, SEEK_SET) == 5, "seek: %s", strerror(errno));
+	TU_CCHECK(lseek(fd, 5, SEEK_SET) == 5, "oracle lseek");
 	for (int i = 0; i < 30; i++) {
-		CCHECK(mmapfile_write(m, more + i * 7, 300) == 300, "append %d: %s", i, strerror(errno));
-		CCHECK(write(fd, more + i * 7, 300) == 300, "oracle append");
+		TU_CCHECK(mmapfile_write(m, more + i * 7, 300) == 300, "append %d: %s", i, strerror(errno));
+		TU_CCHECK(write(fd, more + i * 7, 300) == 300, "oracle append");
 	}
 	errno = 0;
-	CCHECK(mmapfile_writeat(m, more, 10, 0) == -1 && errno == EINVAL, "writeat on O_APPEND: %s",
+	TU_CCHECK(mmapfile_writeat(m, more, 10, 0) == -1 && errno == EINVAL, "writeat on O_APPEND: %s",
 	       strerror(errno));
 	errno = 0;
-	CCHECK(mmapfile_read(m, b, sizeof b) == -1 && errno == EBADF, "read on O_WRONLY|O_APPEND: %s",
+	TU_CCHECK(mmapfile_read(m, b, sizeof b) == -1 && errno == EBADF, "read on O_WRONLY|O_APPEND: %s",
 	       strerror(errno));
-	CCHECK(mmapfile_seek(m, 0, SEEK_CUR) == lseek(fd, 0, SEEK_CUR), "cursor after appends");
-	CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
+	TU_CCHECK(mmapfile_seek(m, 0, SEEK_CUR) == lseek(fd, 0, SEEK_CUR), "cursor after appends");
+	TU_CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
 	close(fd);
 	child_compare(a->m, a->f, "after O_APPEND writes");
 
 	/* O_TRUNC on it: emptied, as by open(2). */
 	m = mmapfile_open(a->m, O_WRONLY | O_TRUNC, 0);
-	CCHECK(m != NULL, "mmapfile_open O_WRONLY|O_TRUNC on a 0200 file: %s", strerror(errno));
+	TU_CCHECK(m != NULL, "mmapfile_open O_WRONLY|O_TRUNC on a 0200 file: %s", strerror(errno));
 	fd = open(a->f, O_WRONLY | O_TRUNC | O_CLOEXEC);
-	CCHECK(fd >= 0, "oracle open: %s", strerror(errno));
-	CCHECK(mmapfile_size(m) == 0, "size after O_TRUNC: %lld", (long long)mmapfile_size(m));
-	CCHECK(mmapfile_write(m, more, 4321) == 4321, "write after O_TRUNC: %s", strerror(errno));
-	CCHECK(write(fd, more, 4321) == 4321, "oracle write");
-	CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
+	TU_CCHECK(fd >= 0, "oracle open: %s", strerror(errno));
+	TU_CCHECK(mmapfile_size(m) == 0, "size after O_TRUNC: %lld", (long long)mmapfile_size(m));
+	TU_CCHECK(mmapfile_write(m, more, 4321) == 4321, "write after O_TRUNC: %s", strerror(errno));
+	TU_CCHECK(write(fd, more, 4321) == 4321, "oracle write");
+	TU_CCHECK(mmapfile_close(m) == 0, "close: %s", strerror(errno));
 	close(fd);
 }
 
@@ -1285,7 +1210,7 @@ START_TEST(test_write_only_file)
 	struct wronly_arg a;
 	snprintf(a.m, sizeof a.m, "%s/m", pub);
 	snprintf(a.f, sizeof a.f, "%s/f", pub);
-	if (!run_unprivileged("write-only file checks", child_wronly, &a))
+	if (!tu_run_unprivileged("write-only file checks", tu_dir(), X_OK, child_wronly, &a))
 		return;
 	/* We own the files or are root: make them readable and compare. */
 	ck_assert_int_eq(chmod(a.m, 0600), 0);

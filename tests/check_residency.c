@@ -30,7 +30,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define NOBODY 65534
 #define KiB ((off_t)1024)
 #define OFF_MAX_T ((off_t)INT64_MAX)
 
@@ -580,90 +579,20 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* As an unprivileged user: RLIMIT_MEMLOCK, and a handle without a mapping */
 
-static int child_report = -1;
-
-static void child_fail(int line, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	dprintf(child_report, "line %d: %s", line, msg);
-	_exit(1);
-}
-
-#define CCHECK(cond, ...)                                  \
-	do {                                               \
-		if (!(cond))                               \
-			child_fail(__LINE__, __VA_ARGS__); \
-	} while (0)
-
-static void child_skip(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vdprintf(child_report, fmt, ap);
-	va_end(ap);
-	_exit(77);
-}
-
 static long child_vm_locked(void)
 {
 	FILE *fp = fopen("/proc/self/status", "r");
-	CCHECK(fp != NULL, "open /proc/self/status: %s", strerror(errno));
+	TU_CCHECK(fp != NULL, "open /proc/self/status: %s", strerror(errno));
 	char line[256];
 	long kb = -1;
 	while (fgets(line, sizeof line, fp))
 		if (strncmp(line, "VmLck:", 6) == 0)
 			kb = atol(line + 6);
 	fclose(fp);
-	CCHECK(kb >= 0, "no VmLck");
+	TU_CCHECK(kb >= 0, "no VmLck");
 	return kb;
 }
 
-/* Run fn in a child that is not root (uid/gid 65534 when we are root).
- * False, after printing why, when the checks could not run. */
-static bool run_unprivileged(const char *what, void (*fn)(const char *), const char *arg)
-{
-	int pipefd[2];
-	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(pipefd[0]);
-		child_report = pipefd[1];
-		if (geteuid() == 0) {
-			if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)
-				child_skip("cannot switch to uid/gid %d: %s", NOBODY, strerror(errno));
-			if (setuid(0) == 0)
-				child_skip("still root after setuid(%d)", NOBODY);
-		}
-		if (access(arg, F_OK) != 0)
-			child_skip("uid %d cannot reach %s: %s", (int)geteuid(), arg, strerror(errno));
-		fn(arg);
-		_exit(0);
-	}
-	close(pipefd[1]);
-	char msg[1024];
-	size_t got = 0;
-	ssize_t r;
-	while ((r = read(pipefd[0], msg + got, sizeof msg - 1 - got)) > 0)
-		got += (size_t)r;
-	msg[got] = '\0';
-	close(pipefd[0]);
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-		printf("SKIPPED %s: %s\n", what, msg);
-		fflush(stdout);
-		return false;
-	}
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child status %#x: %s", what,
-	              status, msg);
-	return true;
-}
 
 /* Lock [off, off + len) through the handle and the same pages through the
  * child's own mapping: the same answer, and nothing left locked by a
@@ -676,71 +605,72 @@ static void child_compare_lock(mmapfile_t *f, unsigned char *map, off_t size, of
 	errno = 0;
 	int want = sys_mlock(map + start, (size_t)(stop - start)), want_err = errno;
 	if (want == 0)
-		CCHECK(sys_munlock(map + start, (size_t)(stop - start)) == 0, "munlock: %s", strerror(errno));
+		TU_CCHECK(sys_munlock(map + start, (size_t)(stop - start)) == 0, "munlock: %s", strerror(errno));
 	if (expect && want == 0)
-		child_skip("mlock of %lld bytes succeeded below RLIMIT_MEMLOCK (CAP_IPC_LOCK?)",
+		tu_child_skip("mlock of %lld bytes succeeded below RLIMIT_MEMLOCK (CAP_IPC_LOCK?)",
 		           (long long)(stop - start));
-	CCHECK(child_vm_locked() == 0, "%ld KiB locked after the oracle", child_vm_locked());
+	TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked after the oracle", child_vm_locked());
 	errno = 0;
 	int got = mmapfile_lock(f, off, len), got_err = errno;
-	CCHECK(got == want, "mmapfile_lock(%lld, %zu) = %d (%s), mlock %d (%s)", (long long)off, len, got,
+	TU_CCHECK(got == want, "mmapfile_lock(%lld, %zu) = %d (%s), mlock %d (%s)", (long long)off, len, got,
 	       strerror(got_err), want, strerror(want_err));
 	if (got != 0) {
-		CCHECK(got_err == want_err, "mmapfile_lock(%lld, %zu): %s, mlock: %s", (long long)off, len,
+		TU_CCHECK(got_err == want_err, "mmapfile_lock(%lld, %zu): %s, mlock: %s", (long long)off, len,
 		       strerror(got_err), strerror(want_err));
-		CCHECK(got_err == expect, "mmapfile_lock(%lld, %zu): %s, expected %s", (long long)off, len,
+		TU_CCHECK(got_err == expect, "mmapfile_lock(%lld, %zu): %s, expected %s", (long long)off, len,
 		       strerror(got_err), strerror(expect));
-		CCHECK(child_vm_locked() == 0, "%ld KiB locked after a failed lock", child_vm_locked());
+		TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked after a failed lock", child_vm_locked());
 	} else {
-		CCHECK(child_vm_locked() == (stop - start) / 1024, "%ld KiB locked, want %lld",
+		TU_CCHECK(child_vm_locked() == (stop - start) / 1024, "%ld KiB locked, want %lld",
 		       child_vm_locked(), (long long)(stop - start) / 1024);
-		CCHECK(mmapfile_unlock(f, off, len) == 0, "unlock: %s", strerror(errno));
-		CCHECK(child_vm_locked() == 0, "%ld KiB locked after unlock", child_vm_locked());
+		TU_CCHECK(mmapfile_unlock(f, off, len) == 0, "unlock: %s", strerror(errno));
+		TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked after unlock", child_vm_locked());
 	}
 }
 
-static void child_limits(const char *p)
+static void child_limits(void *arg)
 {
+	const char *p = arg;
 	off_t size = 64 * P + 10;
 	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
-	CCHECK(f != NULL, "open %s: %s", p, strerror(errno));
+	TU_CCHECK(f != NULL, "open %s: %s", p, strerror(errno));
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	CCHECK(fd >= 0, "open: %s", strerror(errno));
+	TU_CCHECK(fd >= 0, "open: %s", strerror(errno));
 	unsigned char *map = mmap(NULL, (size_t)round_up(size), PROT_READ, MAP_SHARED, fd, 0);
-	CCHECK(map != MAP_FAILED, "mmap: %s", strerror(errno));
-	CCHECK(child_vm_locked() == 0, "%ld KiB locked at the start", child_vm_locked());
+	TU_CCHECK(map != MAP_FAILED, "mmap: %s", strerror(errno));
+	TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked at the start", child_vm_locked());
 
 	/* A low limit: ranges over it fail, ranges under it work. */
 	off_t limit = 16 * P;
 	struct rlimit rl = { (rlim_t)limit, (rlim_t)limit };
-	CCHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, "setrlimit: %s", strerror(errno));
+	TU_CCHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, "setrlimit: %s", strerror(errno));
 	child_compare_lock(f, map, size, 0, 0, ENOMEM);
 	child_compare_lock(f, map, size, P + 1, (size_t)(16 * P), ENOMEM); /* 17 pages */
 	child_compare_lock(f, map, size, 60 * P, 0, 0);
 	child_compare_lock(f, map, size, 2 * P + 7, (size_t)(14 * P - 7), 0);
 	/* The limit counts what is locked already. */
-	CCHECK(mmapfile_lock(f, 0, (size_t)(10 * P)) == 0, "lock 10 pages: %s", strerror(errno));
+	TU_CCHECK(mmapfile_lock(f, 0, (size_t)(10 * P)) == 0, "lock 10 pages: %s", strerror(errno));
 	errno = 0;
 	int want = sys_mlock(map + 20 * P, (size_t)(10 * P)), want_err = errno;
-	CCHECK(want == -1, "mlock over the limit with 10 pages locked succeeded");
-	CCHECK(child_vm_locked() == 10 * P / 1024, "%ld KiB locked", child_vm_locked());
+	TU_CCHECK(want == -1, "mlock over the limit with 10 pages locked succeeded");
+	TU_CCHECK(child_vm_locked() == 10 * P / 1024, "%ld KiB locked", child_vm_locked());
 	errno = 0;
-	CCHECK(mmapfile_lock(f, 20 * P, (size_t)(10 * P)) == -1 && errno == want_err,
+	TU_CCHECK(mmapfile_lock(f, 20 * P, (size_t)(10 * P)) == -1 && errno == want_err,
 	       "lock over the limit: %s, mlock: %s", strerror(errno), strerror(want_err));
-	CCHECK(child_vm_locked() == 10 * P / 1024, "%ld KiB locked", child_vm_locked());
-	CCHECK(mmapfile_unlock(f, 0, 0) == 0, "unlock: %s", strerror(errno));
-	CCHECK(child_vm_locked() == 0, "%ld KiB locked", child_vm_locked());
+	TU_CCHECK(child_vm_locked() == 10 * P / 1024, "%ld KiB locked", child_vm_locked());
+	TU_CCHECK(mmapfile_unlock(f, 0, 0) == 0, "unlock: %s", strerror(errno));
+	TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked", child_vm_locked());
 
 	/* No locking at all. */
 	rl.rlim_cur = rl.rlim_max = 0;
-	CCHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, "setrlimit: %s", strerror(errno));
+	TU_CCHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, "setrlimit: %s", strerror(errno));
 	child_compare_lock(f, map, size, 0, 1, EPERM);
 	child_compare_lock(f, map, size, 0, 0, EPERM);
-	CCHECK(mmapfile_unlock(f, 0, 0) == 0, "unlock: %s", strerror(errno));
-	CCHECK(mmapfile_resident(f, 0, 0) >= 0, "resident: %s", strerror(errno));
+	TU_CCHECK(mmapfile_unlock(f, 0, 0) == 0, "unlock: %s", strerror(errno));
+	TU_CCHECK(mmapfile_resident(f, 0, 0) >= 0, "resident: %s", strerror(errno));
 	munmap(map, (size_t)round_up(size));
 	close(fd);
-	CCHECK(mmapfile_close(f) == 0, "close: %s", strerror(errno));
+	TU_CCHECK(mmapfile_close(f) == 0, "close: %s", strerror(errno));
 }
 
 START_TEST(test_lock_limits)
@@ -749,39 +679,40 @@ START_TEST(test_lock_limits)
 	make_file(p, 64 * P + 10, 10);
 	ck_assert_int_eq(chmod(tu_dir(), 0711), 0);
 	ck_assert_int_eq(chmod(p, 0644), 0);
-	run_unprivileged("RLIMIT_MEMLOCK", child_limits, p);
+	tu_run_unprivileged("RLIMIT_MEMLOCK", p, F_OK, child_limits, (void *)p);
 }
 END_TEST
 
 /* A write-only file the user may not read: the handle works without a
  * mapping, and has no pages to count or lock. */
-static void child_mapless(const char *dir)
+static void child_mapless(void *arg)
 {
+	const char *dir = arg;
 	char p[4096];
 	snprintf(p, sizeof p, "%s/wo", dir);
 	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0200);
-	CCHECK(fd >= 0, "create %s: %s", p, strerror(errno));
-	CCHECK(write(fd, "0123456789", 10) == 10, "write: %s", strerror(errno));
+	TU_CCHECK(fd >= 0, "create %s: %s", p, strerror(errno));
+	TU_CCHECK(write(fd, "0123456789", 10) == 10, "write: %s", strerror(errno));
 	close(fd);
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0)
-		child_skip("uid %d may read a 0200 file", (int)geteuid());
+		tu_child_skip("uid %d may read a 0200 file", (int)geteuid());
 	mmapfile_t *f = mmapfile_open(p, O_WRONLY, 0);
-	CCHECK(f != NULL, "open O_WRONLY: %s", strerror(errno));
-	CCHECK(mmapfile_write(f, "abc", 3) == 3, "write: %s", strerror(errno));
+	TU_CCHECK(f != NULL, "open O_WRONLY: %s", strerror(errno));
+	TU_CCHECK(mmapfile_write(f, "abc", 3) == 3, "write: %s", strerror(errno));
 	errno = 0;
-	CCHECK(mmapfile_resident(f, 0, 0) == -1 && errno == ENODEV, "resident: %s", strerror(errno));
+	TU_CCHECK(mmapfile_resident(f, 0, 0) == -1 && errno == ENODEV, "resident: %s", strerror(errno));
 	errno = 0;
-	CCHECK(mmapfile_lock(f, 0, 0) == -1 && errno == ENODEV, "lock: %s", strerror(errno));
+	TU_CCHECK(mmapfile_lock(f, 0, 0) == -1 && errno == ENODEV, "lock: %s", strerror(errno));
 	errno = 0;
-	CCHECK(mmapfile_unlock(f, 0, 0) == -1 && errno == ENODEV, "unlock: %s", strerror(errno));
+	TU_CCHECK(mmapfile_unlock(f, 0, 0) == -1 && errno == ENODEV, "unlock: %s", strerror(errno));
 	errno = 0;
-	CCHECK(mmapfile_resident(f, 100, 0) == -1 && errno == ENODEV, "resident past the end: %s",
+	TU_CCHECK(mmapfile_resident(f, 100, 0) == -1 && errno == ENODEV, "resident past the end: %s",
 	       strerror(errno));
 	/* The arguments are checked first. */
 	errno = 0;
-	CCHECK(mmapfile_lock(f, -1, 0) == -1 && errno == EINVAL, "lock at -1: %s", strerror(errno));
-	CCHECK(mmapfile_close(f) == 0, "close: %s", strerror(errno));
+	TU_CCHECK(mmapfile_lock(f, -1, 0) == -1 && errno == EINVAL, "lock at -1: %s", strerror(errno));
+	TU_CCHECK(mmapfile_close(f) == 0, "close: %s", strerror(errno));
 }
 
 START_TEST(test_mapless_handle)
@@ -790,7 +721,7 @@ START_TEST(test_mapless_handle)
 	const char *d = tu_path("pub");
 	ck_assert_int_eq(mkdir(d, 0777), 0);
 	ck_assert_int_eq(chmod(d, 0777), 0);
-	run_unprivileged("write-only handle", child_mapless, d);
+	tu_run_unprivileged("write-only handle", d, F_OK, child_mapless, (void *)d);
 }
 END_TEST
 

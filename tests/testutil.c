@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[4096];
@@ -136,3 +139,72 @@ int tu_run(Suite *s)
 	srunner_free(sr);
 	return failed == 0 ? 0 : 1;
 }
+
+/* ---- checks as an unprivileged user ---- */
+
+#define TU_NOBODY 65534
+
+static int child_report = -1; /* the child's end of the pipe to the parent */
+
+void tu_child_fail(int line, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	dprintf(child_report, "line %d: %s", line, msg);
+	_exit(1);
+}
+
+void tu_child_skip(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vdprintf(child_report, fmt, ap);
+	va_end(ap);
+	_exit(77);
+}
+
+bool tu_run_unprivileged(const char *what, const char *reach, int mode, void (*fn)(void *),
+                         void *arg)
+{
+	int p[2];
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		child_report = p[1];
+		if (geteuid() == 0) {
+			if (setgroups(0, NULL) != 0 || setgid(TU_NOBODY) != 0 || setuid(TU_NOBODY) != 0)
+				tu_child_skip("cannot switch to uid/gid %d: %s", TU_NOBODY, strerror(errno));
+			if (geteuid() == 0 || setuid(0) == 0)
+				tu_child_skip("still able to act as root after setuid(%d)", TU_NOBODY);
+		}
+		if (access(reach, mode) != 0)
+			tu_child_skip("uid %d cannot reach %s: %s", (int)geteuid(), reach, strerror(errno));
+		fn(arg);
+		_exit(0);
+	}
+	close(p[1]);
+	char msg[1024];
+	size_t got = 0;
+	ssize_t r;
+	while ((r = read(p[0], msg + got, sizeof msg - 1 - got)) > 0)
+		got += (size_t)r;
+	msg[got] = '\0';
+	close(p[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+		printf("SKIPPED %s: %s\n", what, msg);
+		fflush(stdout);
+		return false;
+	}
+	ck_assert_msg(WIFEXITED(status), "%s: unprivileged child died (status %#x) %s", what, status, msg);
+	ck_assert_msg(WEXITSTATUS(status) == 0, "%s: unprivileged child failed: %s", what, msg);
+	return true;
+}
+
