@@ -68,7 +68,9 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 		/* Counted first: any copy that meets the patch must find it. */
 		atomic_fetch_add_explicit(&f->faults, 1, memory_order_seq_cst);
 		int saved = errno;
-		uintptr_t start = addr & ~page_mask, end = (g->hi + page_mask) & ~page_mask;
+		/* Whole pages of the mapping: huge ones on hugetlbfs. */
+		uintptr_t mask = f->page - 1 > page_mask ? f->page - 1 : page_mask;
+		uintptr_t start = addr & ~mask, end = (g->hi + mask) & ~mask;
 		void *p = mmap((void *)start, end - start, PROT_READ | PROT_WRITE,
 		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 		errno = saved;

@@ -36,10 +36,19 @@ struct mmf_syscalls {
 	int (*fsync)(int fd);
 	int (*fdatasync)(int fd);
 	int (*ring_datasync)(void *ring, int fd); /* fdatasync through an io_uring */
+	/* The asynchronous flush (flush.c).  Without liburing the ring entries
+	 * fail with ENOSYS and are never reached.  Its requests' tags are below
+	 * MMF_RING_TAG_SYNC; ring_datasync tags its own above. */
+	int (*sync_file_range)(int fd, off_t off, off_t len, unsigned int flags);
+	void *(*ring_new)(unsigned int entries); /* an io_uring, or NULL and errno */
+	int (*ring_submit)(void *ring);          /* submit what is queued: -1 and errno, or >= 0 */
+	/* Wait for one completion: its tag (user_data) and result. */
+	int (*ring_reap)(void *ring, uint64_t *tag, int *res);
 	int (*madvise)(void *addr, size_t len, int advice);
 	ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);
 	ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
 };
+#define MMF_RING_TAG_SYNC 16
 extern MMF_HIDDEN struct mmf_syscalls mmf_sys;
 
 /* Advice that is a lasting property of the mapping, one slot per kind, kept
@@ -111,10 +120,39 @@ struct mmapfile {
 	 * restored after: unequal, the mapping holds anonymous pages. */
 	_Atomic unsigned long faults, restored;
 
+	/* Options from mmapfile_open_ex (zero for mmapfile_open). */
+	bool private_map;       /* MAP_PRIVATE: nothing reaches the file */
+	size_t private_file;    /* private: the file's pages at open, mapped from it */
+	bool hugetlb;           /* on hugetlbfs: page is the huge page size */
+	size_t sys_page;        /* the system's page size */
+	bool populate, lock_all;
+	off_t max_size;         /* reserve at least this much address space */
+	size_t locked;          /* lock_all: bytes from 0 locked in RAM */
+	struct mmf_held *held;  /* zero-copy views handed out; under map_lock */
+
+	/* The range written since the last flush, [dirty_lo, dirty_hi); empty
+	 * when dirty_lo >= dirty_hi.  It bounds what msync and the writeback
+	 * start cover; fdatasync(2) after them covers the file whole, so a
+	 * mark lost to a race with a flush costs time, never data. */
+	_Atomic off_t dirty_lo, dirty_hi;
+
 	pthread_mutex_t flush_lock;
 	void *ring;             /* io_uring for the flush, made on first use */
 	bool ring_tried;
+	/* The asynchronous flush, under flush_lock (flush.c). */
+	bool ring_sfr;          /* the ring does SYNC_FILE_RANGE (Linux 5.2) */
+	bool flush_fdatasync;   /* started without a ring: the wait must fdatasync */
+	unsigned int flush_owed; /* completions the ring owes the flushes started */
+	int flush_err;          /* the first error of a started flush, not yet reported */
 };
+
+/* A zero-copy view handed out by mmapfile_view. */
+struct mmf_held {
+	char *ptr;
+	off_t off, end;
+	struct mmf_held *next;
+};
+
 
 
 static inline void mmf_rdlock(struct mmapfile *f) { pthread_rwlock_rdlock(&f->map_lock); }
@@ -176,6 +214,35 @@ static inline void mmf_set_size(struct mmapfile *f, off_t size)
 	atomic_store_explicit(&f->size, size, memory_order_release);
 }
 
+/* Widen the dirty range to cover [off, end).  Appends widen it every time:
+ * one thread needs no atomic operation for that. */
+static inline void mmf_mark_dirty(struct mmapfile *f, off_t off, off_t end)
+{
+	off_t lo = atomic_load_explicit(&f->dirty_lo, memory_order_relaxed);
+	off_t hi = atomic_load_explicit(&f->dirty_hi, memory_order_relaxed);
+	if (off >= lo && end <= hi)
+		return;
+	if (mmf_one_thread()) {
+		if (off < lo)
+			atomic_store_explicit(&f->dirty_lo, off, memory_order_relaxed);
+		if (end > hi)
+			atomic_store_explicit(&f->dirty_hi, end, memory_order_relaxed);
+		return;
+	}
+	while (off < lo && !atomic_compare_exchange_weak(&f->dirty_lo, &lo, off))
+		;
+	while (end > hi && !atomic_compare_exchange_weak(&f->dirty_hi, &hi, end))
+		;
+}
+
+/* Take the dirty range, leaving it empty; false when it was empty. */
+static inline bool mmf_take_dirty(struct mmapfile *f, off_t *lo, off_t *hi)
+{
+	*lo = atomic_exchange(&f->dirty_lo, MMF_OFF_MAX);
+	*hi = atomic_exchange(&f->dirty_hi, 0);
+	return *lo < *hi;
+}
+
 /* map.c: the mapping and the file's length.  All need map_lock exclusive. */
 MMF_HIDDEN int mmf_map_to(struct mmapfile *f, off_t len);
 MMF_HIDDEN int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve);
@@ -207,6 +274,41 @@ extern MMF_HIDDEN bool mmf_guard_self_fence;
 /* Wait until no lock-free copy of f is in flight (map_lock exclusive, with
  * cut_seq odd, so that no new one starts). */
 MMF_HIDDEN void mmf_quiesce(struct mmapfile *f);
+
+/* Writes only through the mapping: pwrite(2) would reach the file (private)
+ * or is refused (hugetlbfs). */
+static inline bool mmf_map_only(const struct mmapfile *f)
+{
+	return f->private_map || f->hugetlb;
+}
+
+/* map.c: copy (or zero, src NULL) with the fault guard over map_side. */
+MMF_HIDDEN void mmf_guarded_fill(struct mmapfile *f, const char *map_side, char *dst, const char *src,
+                                 size_t n);
+
+/* options.c: options given to mmapfile_open_ex, checked and copied into a
+ * full struct (zeros past what the caller's size covered). */
+MMF_HIDDEN int mmf_options_read(const struct mmapfile_options *in, struct mmapfile_options *out);
+/* Before the first mapping: record them on the handle. */
+MMF_HIDDEN void mmf_options_apply(struct mmapfile *f, const struct mmapfile_options *o);
+/* After the file is mapped at open: prefetch, populate, lock. */
+MMF_HIDDEN int mmf_options_start(struct mmapfile *f, const struct mmapfile_options *o);
+/* After growth from old_len (map_lock exclusive): lock and populate what
+ * was added, as the options ask; -1 when the limits refuse. */
+MMF_HIDDEN int mmf_keep_options(struct mmapfile *f, off_t old_len);
+
+/* view.c: whether a view held ends past size (map_lock held). */
+MMF_HIDDEN bool mmf_views_past(const struct mmapfile *f, off_t size);
+
+/* residency.c: mlock(2)/munlock(2) themselves (the sanitizers stub them). */
+MMF_HIDDEN int mmf_lock_pages(const void *p, size_t n);
+MMF_HIDDEN int mmf_unlock_pages(const void *p, size_t n);
+
+/* mmapfile.c: a handle for a descriptor already open (f->fd set): learn the
+ * file, apply the options (NULL: none), map it when that pays. */
+MMF_HIDDEN int mmf_attach(struct mmapfile *f, const struct mmapfile_options *o);
+MMF_HIDDEN struct mmapfile *mmf_handle_new(const char *name, int flags);
+MMF_HIDDEN void mmf_handle_abort(struct mmapfile *f);
 
 /* map.c: after a copy met the guard (map_lock not held): put the file back
  * under the mapping and learn its length. */

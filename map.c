@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define MMF_RESERVE_MIN ((off_t)64 << 10)
@@ -28,6 +29,13 @@ static size_t page_round(const struct mmapfile *f, off_t len)
 	if ((uint64_t)len > (uint64_t)SIZE_MAX - f->page)
 		return 0;
 	return ((size_t)len + f->page - 1) & ~(f->page - 1);
+}
+
+/* len rounded up to the handle's page, where that stays an off_t. */
+static off_t round_len(const struct mmapfile *f, off_t len)
+{
+	off_t mask = (off_t)f->page - 1;
+	return len <= MMF_OFF_MAX - mask ? (len + mask) & ~mask : len;
 }
 
 /* Publish the current mapping for lock-free copies (none without one, or
@@ -53,33 +61,96 @@ static int retire_region(struct mmapfile *f)
 		return -1;
 	*r = (struct mmf_region){ .base = f->base, .mapped = f->map_len, .reserved = f->reserved,
 	                          .older = f->retired };
+	if (f->locked)
+		mmf_unlock_pages(f->base, f->locked); /* its pages stay mapped, not locked twice */
 	f->retired = r;
 	f->base = NULL;
 	f->map_len = f->reserved = 0;
 	return 0;
 }
 
-/* A new region: address space for twice the length, so that growth can stay
- * in place, with the file mapped over its start.  Without the address space
- * for that, just the file. */
-static char *map_region(struct mmapfile *f, size_t want, size_t *reserved)
+/* Copy n bytes from src (or zeros, src NULL) to dst, with the fault guard
+ * over map_side, the side in the mapping: bytes whose file another process
+ * cut read as zeros, and writes to them are dropped, as they would be. */
+void mmf_guarded_fill(struct mmapfile *f, const char *map_side, char *dst, const char *src, size_t n)
+{
+	struct mmf_guard *g = &mmf_guard_self;
+	g->lo = (uintptr_t)map_side;
+	g->hi = (uintptr_t)map_side + n;
+	atomic_store_explicit(&g->f, f, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (src)
+		memcpy(dst, src, n);
+	else
+		memset(dst, 0, n);
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&g->f, NULL, memory_order_release);
+}
+
+/* Map the handle's bytes [off, off + len) at addr, over what is there.  A
+ * private handle maps the file copy-on-write as far as the file reached at
+ * open, and anonymous zeros past that. */
+static int map_fixed(struct mmapfile *f, char *addr, size_t off, size_t len, size_t file_end)
+{
+	if (!f->private_map)
+		return mmf_sys.mmap(addr, len, f->prot, MAP_SHARED | MAP_FIXED, f->fd, (off_t)off) ==
+		               MAP_FAILED ? -1 : 0;
+	size_t file_part = off < file_end ? file_end - off : 0;
+	if (file_part > len)
+		file_part = len;
+	if (file_part && mmf_sys.mmap(addr, file_part, f->prot, MAP_PRIVATE | MAP_FIXED, f->fd,
+	                              (off_t)off) == MAP_FAILED)
+		return -1;
+	if (len > file_part && mmf_sys.mmap(addr + file_part, len - file_part, f->prot,
+	                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+		return -1;
+	return 0;
+}
+
+/* Address space for resv bytes, aligned to the handle's page (a huge page
+ * on hugetlbfs); NULL when there is none. */
+static char *reserve_space(struct mmapfile *f, size_t resv)
+{
+	size_t extra = f->page > f->sys_page ? f->page : 0;
+	if (resv > SIZE_MAX - extra)
+		return NULL;
+	char *r = mmf_sys.mmap(NULL, resv + extra, PROT_NONE,
+	                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
+		return NULL;
+	if (extra) {
+		uintptr_t a = ((uintptr_t)r + f->page - 1) & ~(uintptr_t)(f->page - 1);
+		size_t head = a - (uintptr_t)r;
+		if (head)
+			mmf_sys.munmap(r, head);
+		if (extra - head)
+			mmf_sys.munmap((char *)a + resv, extra - head);
+		r = (char *)a;
+	}
+	return r;
+}
+
+/* A new region: address space for twice the length (or the maximum the
+ * handle was opened with), so that growth can stay in place, with the file
+ * mapped over its start.  Without the address space for that, just the
+ * file. */
+static char *map_region(struct mmapfile *f, size_t want, size_t file_end, size_t *reserved)
 {
 	size_t resv = want <= (SIZE_MAX >> 2) ? 2 * want : want;
-	void *r = mmf_sys.mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (r == MAP_FAILED) {
-		r = NULL;
-		resv = want;
-	}
-	void *p = mmf_sys.mmap(r, want, f->prot, MAP_SHARED | (r ? MAP_FIXED : 0), f->fd, 0);
-	if (p == MAP_FAILED) {
+	size_t max = page_round(f, f->max_size);
+	if (max > resv)
+		resv = max;
+	char *r = reserve_space(f, resv);
+	if (!r && !(r = reserve_space(f, resv = want)))
+		return NULL;
+	if (map_fixed(f, r, 0, want, file_end) != 0) {
 		int err = errno;
-		if (r)
-			mmf_sys.munmap(r, resv);
+		mmf_sys.munmap(r, resv);
 		errno = err;
 		return NULL;
 	}
 	*reserved = resv;
-	return p;
+	return r;
 }
 
 /* Map the file further into the current region's reserve: with mremap(2),
@@ -91,6 +162,12 @@ static int extend_in_place(struct mmapfile *f, size_t want)
 		return -1;
 	size_t add = want - f->map_len;
 #ifdef MMF_USE_MREMAP
+	/* A mapping that must not move (a reserved maximum), or that mremap
+	 * cannot grow here (private, hugetlbfs), is mapped over its reserve
+	 * instead: that leaves no moment when another mapping can take the
+	 * released pages. */
+	if (f->max_size || f->private_map || f->hugetlb)
+		return map_fixed(f, f->base + f->map_len, f->map_len, add, f->private_file);
 	if (mmf_sys.munmap(f->base + f->map_len, add) != 0)
 		return -1;
 	if (mmf_sys.mremap(f->base, f->map_len, want, 0) == f->base)
@@ -102,10 +179,40 @@ static int extend_in_place(struct mmapfile *f, size_t want)
 	f->reserved = f->map_len;
 	return -1;
 #else
-	void *p = mmf_sys.mmap(f->base + f->map_len, add, f->prot, MAP_SHARED | MAP_FIXED, f->fd,
-	                       (off_t)f->map_len);
-	return p == MAP_FAILED ? -1 : 0;
+	return map_fixed(f, f->base + f->map_len, f->map_len, add, f->private_file);
 #endif
+}
+
+/* A private handle's bytes live in its mapping alone: a new region (all
+ * anonymous) takes a copy of them, with no lock-free copy in flight; views
+ * held would be left on the old copy, so it waits for none of them. */
+static int move_region(struct mmapfile *f, size_t want)
+{
+	bool copy = f->private_map && f->base;
+	if (copy && f->held) {
+		errno = EBUSY;
+		return -1;
+	}
+	size_t resv;
+	char *p = map_region(f, want, copy ? 0 : f->private_file, &resv);
+	if (!p)
+		return -1;
+	if (copy) {
+		mmf_cut_begin(f);
+		mmf_guarded_fill(f, f->base, p, f->base, f->map_len);
+		mmf_cut_end(f);
+	}
+	if (retire_region(f) != 0) {
+		mmf_sys.munmap(p, resv);
+		errno = ENOMEM;
+		return -1;
+	}
+	f->base = p;
+	f->map_len = want;
+	f->reserved = resv;
+	if (f->lock_all)
+		f->locked = 0; /* the new region is locked afresh */
+	return 0;
 }
 
 /* Map the file's first round_up(len) bytes.  A mapping never shrinks or
@@ -124,19 +231,8 @@ int mmf_map_to(struct mmapfile *f, off_t len)
 		return 0;
 	if (extend_in_place(f, want) == 0) {
 		f->map_len = want;
-	} else {
-		size_t resv;
-		char *p = map_region(f, want, &resv);
-		if (!p)
-			return -1;
-		if (retire_region(f) != 0) {
-			mmf_sys.munmap(p, resv);
-			errno = ENOMEM;
-			return -1;
-		}
-		f->base = p;
-		f->map_len = want;
-		f->reserved = resv;
+	} else if (move_region(f, want) != 0) {
+		return -1;
 	}
 	publish_view(f);
 	mmf_update_limit(f);
@@ -188,6 +284,8 @@ static off_t reserve_target(const struct mmapfile *f, off_t end)
  * old length. */
 static int extend_file(struct mmapfile *f, off_t start, off_t target)
 {
+	if (f->private_map)
+		return 0; /* the bytes past the file are anonymous memory */
 	if (mmf_sys.fallocate(f->fd, 0, start, target - start) == 0)
 		return 0;
 	int err = errno;
@@ -208,6 +306,8 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 	off_t old_len = f->file_len;
 	if (end > old_len) {
 		off_t target = reserve && !f->sync_mode && !f->mapless ? reserve_target(f, end) : end;
+		if (f->hugetlb)
+			target = round_len(f, target); /* hugetlbfs takes whole huge pages only */
 		off_t start = off & ~((off_t)f->page - 1);
 		if (start < old_len)
 			start = old_len;
@@ -218,8 +318,8 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 			return -1;
 		f->file_len = target;
 	}
-	if (!f->mapless && (size_t)f->file_len > f->map_len &&
-	    mmf_map_to(f, f->file_len) != 0) {
+	if (!f->mapless && (((size_t)f->file_len > f->map_len && mmf_map_to(f, f->file_len) != 0) ||
+	                    mmf_keep_options(f, old_len) != 0)) {
 		int err = errno;
 		if (f->file_len != old_len && mmf_sys.ftruncate(f->fd, old_len) == 0)
 			f->file_len = old_len;
@@ -236,15 +336,31 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
  * mapping stays: pages past the new end fault, and the guard answers. */
 int mmf_cut(struct mmapfile *f, off_t len)
 {
-	int rc = mmf_sys.ftruncate(f->fd, len);
-	if (rc == 0) {
-		atomic_store(&f->populated, 0); /* the pages past len are gone */
-		f->file_len = len;
-		if (mmf_size(f) > len)
-			mmf_set_size(f, len);
-		mmf_update_limit(f);
+	off_t keep = f->hugetlb ? round_len(f, len) : len;
+	if (!f->private_map && keep < f->file_len && mmf_sys.ftruncate(f->fd, keep) != 0)
+		return -1;
+	if (f->private_map || f->hugetlb) {
+		/* The bytes past len must read as zeros when the size grows again:
+		 * a private handle keeps them in memory, hugetlbfs keeps the rest
+		 * of the huge page. */
+		off_t stop = f->private_map ? mmf_size(f) : keep;
+		if (stop > f->limit)
+			stop = f->limit;
+		if (f->base && len < stop)
+			mmf_guarded_fill(f, f->base + len, f->base + len, NULL, (size_t)(stop - len));
 	}
-	return rc;
+	size_t from = (size_t)round_len(f, keep);
+	if (from < f->locked) {
+		/* Pages past the end are let go, so that growth locks them again. */
+		mmf_unlock_pages(f->base + from, f->locked - from);
+		f->locked = from;
+	}
+	atomic_store(&f->populated, 0); /* the pages past len are gone */
+	f->file_len = keep;
+	if (mmf_size(f) > len)
+		mmf_set_size(f, len);
+	mmf_update_limit(f);
+	return 0;
 }
 
 /* Growth by another process: map what it added.  Shrinking by another
@@ -254,6 +370,11 @@ static int apply_length(struct mmapfile *f, off_t disk)
 {
 	if (disk < f->file_len) {
 		mmf_cut_begin(f);
+		size_t from = (size_t)round_len(f, disk);
+		if (from < f->locked) {
+			mmf_unlock_pages(f->base + from, f->locked - from);
+			f->locked = from;
+		}
 		f->file_len = disk;
 		if (mmf_size(f) > disk)
 			mmf_set_size(f, disk);
@@ -263,15 +384,22 @@ static int apply_length(struct mmapfile *f, off_t disk)
 	}
 	if (!f->mapless && page_round(f, disk) > f->map_len && mmf_map_to(f, disk) != 0)
 		return -1;
+	off_t old_len = f->file_len;
 	f->file_len = disk;
 	mmf_set_size(f, disk);
 	mmf_update_limit(f);
+	/* Growth by another process cannot be refused: what it added is
+	 * locked or populated as far as the limits allow. */
+	if (!f->mapless)
+		mmf_keep_options(f, old_len);
 	return 0;
 }
 
 int mmf_refresh(struct mmapfile *f)
 {
 	struct stat st;
+	if (f->private_map)
+		return 0; /* its size is its own */
 	mmf_rdlock(f);
 	int rc = mmf_sys.fstat(f->fd, &st);
 	bool same = rc == 0 && st.st_size == f->file_len;
@@ -296,6 +424,12 @@ static int restore_mapping(struct mmapfile *f)
 	unsigned long seen = atomic_load(&f->faults);
 	if (seen == atomic_load(&f->restored))
 		return 0;
+	if (f->private_map) {
+		/* The file is not its copy's to put back: bytes another process
+		 * cut from under pages never written stay zeros. */
+		atomic_store(&f->restored, seen);
+		return 0;
+	}
 	bool ok = !f->base || remap_file(f, f->base, f->map_len);
 	for (struct mmf_region *r = f->retired; r; r = r->older)
 		ok = remap_file(f, r->base, r->mapped) && ok;
@@ -322,17 +456,20 @@ static int restore_mapping(struct mmapfile *f)
 int mmf_trim(struct mmapfile *f)
 {
 	struct stat st;
-	if (f->file_len <= mmf_size(f))
+	if (f->private_map)
+		return 0;
+	off_t end = f->hugetlb ? round_len(f, mmf_size(f)) : mmf_size(f);
+	if (f->file_len <= end)
 		return mmf_relearn(f); /* nothing to cut; learn what others did */
 	if (mmf_sys.fstat(f->fd, &st) != 0)
 		return -1;
-	if (st.st_size > f->file_len || st.st_size <= mmf_size(f))
+	if (st.st_size > f->file_len || st.st_size <= end)
 		return apply_length(f, st.st_size);
 	/* Lock-free writes into the reserve may still raise the size: stop
 	 * them first, then cut at the size they leave. */
 	mmf_cut_begin(f);
 	off_t size = mmf_size(f);
-	int rc = size < f->file_len ? mmf_cut(f, size) : 0;
+	int rc = (f->hugetlb ? round_len(f, size) : size) < f->file_len ? mmf_cut(f, size) : 0;
 	mmf_cut_end(f);
 	return rc;
 }
@@ -341,6 +478,8 @@ int mmf_trim(struct mmapfile *f)
 int mmf_relearn(struct mmapfile *f)
 {
 	struct stat st;
+	if (f->private_map)
+		return 0;
 	if (mmf_sys.fstat(f->fd, &st) != 0)
 		return -1;
 	return st.st_size == f->file_len ? 0 : apply_length(f, st.st_size);

@@ -7,7 +7,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #ifndef O_LARGEFILE
@@ -216,6 +218,7 @@ static int write_fast(struct mmapfile *f, const void *buf, size_t n, off_t off)
 		 * covers the write even when it must be done again. */
 		if (off + (off_t)n > size)
 			raise_size(f, off + (off_t)n);
+		mmf_mark_dirty(f, off, off + (off_t)n);
 		if (!mmf_one_thread())
 			atomic_thread_fence(memory_order_seq_cst);
 		rc = atomic_load_explicit(&f->faults, memory_order_seq_cst) == faults ? 1 : -1;
@@ -238,6 +241,11 @@ static int fail_int(int err)
 
 static void handle_free(struct mmapfile *f)
 {
+	while (f->held) {
+		struct mmf_held *h = f->held;
+		f->held = h->next;
+		free(h);
+	}
 	pthread_mutex_destroy(&f->pos_lock);
 	pthread_mutex_destroy(&f->flush_lock);
 	pthread_rwlock_destroy(&f->map_lock);
@@ -245,7 +253,7 @@ static void handle_free(struct mmapfile *f)
 	free(f);
 }
 
-static struct mmapfile *handle_new(const char *path, int flags)
+struct mmapfile *mmf_handle_new(const char *path, int flags)
 {
 	struct mmapfile *f = calloc(1, sizeof *f);
 	if (!f)
@@ -274,9 +282,10 @@ static struct mmapfile *handle_new(const char *path, int flags)
 	f->append = (flags & O_APPEND) != 0;
 	f->sync_mode = (flags & O_SYNC) == O_SYNC ? O_SYNC : (flags & O_DSYNC) ? O_DSYNC : 0;
 	f->prot = f->writable ? PROT_READ | PROT_WRITE : PROT_READ;
-	f->page = (size_t)sysconf(_SC_PAGESIZE);
+	f->page = f->sys_page = (size_t)sysconf(_SC_PAGESIZE);
 	for (int i = 0; i < MMF_STICKY_COUNT; i++)
 		f->sticky[i] = -1;
+	atomic_init(&f->dirty_lo, MMF_OFF_MAX);
 	return f;
 }
 
@@ -312,31 +321,82 @@ static int check_file(struct mmapfile *f, struct stat *st)
 	return 0;
 }
 
-mmapfile_t *mmapfile_open(const char *path, int flags, mode_t mode)
+/* On hugetlbfs the page is the huge page (st_blksize), and the file takes
+ * no write(2): the handle writes through its mapping alone. */
+static int learn_fs(struct mmapfile *f, const struct stat *st)
 {
-	if (!path || (flags & ~MMF_OPEN_FLAGS) || (flags & O_ACCMODE) == O_ACCMODE)
-		return fail(EINVAL);
-	mmf_guard_install();
-	struct mmapfile *f = handle_new(path, flags);
-	if (!f)
-		return fail(ENOMEM);
+	struct statfs sfs;
+	if (fstatfs(f->fd, &sfs) != 0 || sfs.f_type != HUGETLBFS_MAGIC)
+		return 0;
+	if (f->mapless || st->st_blksize <= 0 || ((size_t)st->st_blksize & ((size_t)st->st_blksize - 1)))
+		return fail_int(EACCES);
+	f->hugetlb = true;
+	f->page = (size_t)st->st_blksize;
+	atomic_store(&f->no_populate, true);
+	return 0;
+}
+
+int mmf_attach(struct mmapfile *f, const struct mmapfile_options *o)
+{
 	struct stat st;
-	f->fd = open_fd(f, path, flags, mode);
-	if (f->fd < 0 || check_file(f, &st) != 0 ||
-	    mmf_sys.fcntl_setfl(f->fd, flags & O_NOATIME) != 0)
-		goto out;
+	if (check_file(f, &st) != 0 || learn_fs(f, &st) != 0)
+		return -1;
 	f->file_len = st.st_size;
 	mmf_set_size(f, st.st_size);
-	if (f->file_len >= MMF_MAP_AT_OPEN && mmf_map_to(f, f->file_len) != 0)
-		goto out;
+	if (o)
+		mmf_options_apply(f, o);
+	/* A private handle's bytes past what it maps are its own, so it maps
+	 * at open; options ask for a mapping too. */
+	if ((f->file_len >= MMF_MAP_AT_OPEN || o) && mmf_map_to(f, f->file_len) != 0)
+		return -1;
 	mmf_update_limit(f);
-	return f;
-out:;
+	return o ? mmf_options_start(f, o) : 0;
+}
+
+void mmf_handle_abort(struct mmapfile *f)
+{
 	int err = errno;
+	mmf_unmap(f);
 	if (f->fd >= 0)
 		mmf_sys.close(f->fd);
 	handle_free(f);
-	return fail(err);
+	errno = err;
+}
+
+static mmapfile_t *open_handle(const char *path, int flags, mode_t mode,
+                               const struct mmapfile_options *o)
+{
+	if (!path || (flags & ~MMF_OPEN_FLAGS) || (flags & O_ACCMODE) == O_ACCMODE)
+		return fail(EINVAL);
+	bool priv = o && (o->flags & MMAPFILE_OPT_PRIVATE);
+	/* Private: writes never reach the file, so none of these can mean
+	 * anything but a mistake. */
+	if (priv && (flags & (O_TRUNC | O_SYNC | O_DSYNC)))
+		return fail(EINVAL);
+	mmf_guard_install();
+	struct mmapfile *f = mmf_handle_new(path, flags);
+	if (!f)
+		return fail(ENOMEM);
+	f->fd = open_fd(f, path, priv ? (flags & ~O_ACCMODE) | O_RDONLY : flags, mode);
+	if (f->fd < 0 || mmf_sys.fcntl_setfl(f->fd, flags & O_NOATIME) != 0 || mmf_attach(f, o) != 0) {
+		mmf_handle_abort(f);
+		return NULL;
+	}
+	return f;
+}
+
+mmapfile_t *mmapfile_open(const char *path, int flags, mode_t mode)
+{
+	return open_handle(path, flags, mode, NULL);
+}
+
+mmapfile_t *mmapfile_open_ex(const char *path, int flags, mode_t mode,
+                             const struct mmapfile_options *opts)
+{
+	struct mmapfile_options o;
+	if (opts && mmf_options_read(opts, &o) != 0)
+		return NULL;
+	return open_handle(path, flags, mode, opts ? &o : NULL);
 }
 
 mmapfile_t *mmapfile_create(const char *path, off_t size, int flags, mode_t mode)
@@ -357,7 +417,7 @@ int mmapfile_close(mmapfile_t *f)
 	if (!f)
 		return fail_int(EINVAL);
 	int err = 0;
-	if (f->writable && mmf_trim(f) != 0)
+	if (f->writable && !f->private_map && mmf_trim(f) != 0)
 		err = errno;
 	mmf_unmap(f);
 	mmf_flush_release(f);
@@ -451,6 +511,8 @@ ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 		return k;
 	if (mmf_recover(f) != 0)
 		return -1;
+	if (f->private_map) /* its bytes are in the mapping alone; patched ones read zeros */
+		return mmf_readat(f, buf, n, off);
 	mmf_rdlock(f);
 	k = pread_size(f, buf, n, off);
 	mmf_unlock(f);
@@ -488,12 +550,14 @@ static ssize_t pwrite_all(struct mmapfile *f, const char *buf, size_t n, off_t o
 static ssize_t copy_in(struct mmapfile *f, const void *buf, size_t n, off_t off, bool *faulted)
 {
 	ssize_t k = (ssize_t)n;
-	if (f->mapless || !f->base || (n >= MMF_PWRITE_MIN && off >= mmf_size(f)))
+	if (f->mapless || !f->base || (n >= MMF_PWRITE_MIN && off >= mmf_size(f) && !mmf_map_only(f)))
 		k = pwrite_all(f, buf, n, off);
 	else if ((*faulted = guarded_copy(f, f->base + off, buf, n, off)))
 		return k;
-	if (k > 0)
+	if (k > 0) {
 		raise_size(f, off + k);
+		mmf_mark_dirty(f, off, off + k);
+	}
 	return k;
 }
 
@@ -548,12 +612,40 @@ static ssize_t writeat_direct(struct mmapfile *f, const void *buf, size_t n, off
 	 * the file holds). */
 	if (mmf_relearn(f) == 0 && k > 0)
 		raise_size(f, off + k < f->limit ? off + k : f->limit);
+	if (k > 0)
+		mmf_mark_dirty(f, off, off + k);
 	if (k != (ssize_t)n)
 		mmf_trim(f); /* the faulted copy may have left bytes past the size */
 	mmf_unlock(f);
 	*at = off;
 	errno = err;
 	return k;
+}
+
+/* After a fault: the write again, through pwrite(2), or through the
+ * mapping when the handle takes no pwrite.  A private handle's patched pages
+ * hold its bytes from then on; on hugetlbfs a second fault means no huge
+ * page could be had for the bytes. */
+static ssize_t write_again(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
+{
+	if (!mmf_map_only(f))
+		return writeat_direct(f, buf, n, at, append);
+	for (int tries = 0; tries < 4; tries++) {
+		bool faulted = false;
+		ssize_t k = writeat_mapped(f, buf, n, at, append, &faulted);
+		if (!faulted)
+			return k;
+		if (mmf_recover(f) != 0)
+			return -1;
+	}
+	/* What the faulted copies left past the size must read as zeros. */
+	mmf_wrlock(f);
+	off_t from = *at > mmf_size(f) ? *at : mmf_size(f);
+	off_t to = *at + (off_t)n < f->limit ? *at + (off_t)n : f->limit;
+	if (f->base && from < to)
+		mmf_guarded_fill(f, f->base + from, f->base + from, NULL, (size_t)(to - from));
+	mmf_unlock(f);
+	return fail_int(f->hugetlb ? ENOMEM : EIO);
 }
 
 ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
@@ -565,7 +657,7 @@ ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bo
 	if (fast == 0)
 		k = writeat_mapped(f, buf, n, at, append, &faulted);
 	if (faulted)
-		k = mmf_recover(f) == 0 ? writeat_direct(f, buf, n, at, append) : -1;
+		k = mmf_recover(f) == 0 ? write_again(f, buf, n, at, append) : -1;
 	if (k > 0 && f->sync_mode && mmf_sync_write(f, *at, (size_t)k) != 0)
 		return -1;
 	return k;

@@ -145,6 +145,56 @@ MMAPFILE_API int mmapfile_unlock(mmapfile_t *f, off_t off, size_t len);
  * stream does not close the handle. */
 MMAPFILE_API FILE *mmapfile_fopen(mmapfile_t *f, const char *mode);
 
+/* Options for mmapfile_open_ex.  size is sizeof(struct mmapfile_options)
+ * as the caller was compiled: a caller built against an older, shorter
+ * struct still works, and bytes past what this library knows must be zero
+ * (E2BIG otherwise), as openat2(2) does.  A zeroed struct asks for nothing
+ * beyond mmapfile_open.  See mmapfile_open_ex(3). */
+struct mmapfile_options {
+	size_t size;           /* sizeof(struct mmapfile_options) */
+	unsigned int flags;    /* MMAPFILE_OPT_* */
+	int advice;            /* access pattern kept across remaps: MMAPFILE_MADV_NORMAL,
+	                        * _RANDOM or _SEQUENTIAL */
+	off_t prefetch;        /* start reading the first prefetch bytes in (MADV_WILLNEED) */
+	off_t max_size;        /* address space reserved at open: the mapping never moves
+	                        * while the file stays within max_size bytes (0: none) */
+};
+#define MMAPFILE_OPTIONS_SIZE_VER0 32 /* the first version's size */
+
+#define MMAPFILE_OPT_PRIVATE  0x1u /* copy-on-write: writes never reach the file */
+#define MMAPFILE_OPT_POPULATE 0x2u /* fault the pages in at open and after growth */
+#define MMAPFILE_OPT_LOCK     0x4u /* keep the file locked in RAM, also after growth */
+#define MMAPFILE_OPT_HUGEPAGE 0x8u /* transparent huge pages (MADV_HUGEPAGE), kept */
+
+MMAPFILE_API mmapfile_t *mmapfile_open_ex(const char *path, int flags, mode_t mode,
+                                          const struct mmapfile_options *opts);
+
+/* A handle over memory rather than a named file: a memfd (memfd_create(2)),
+ * read-write, of size bytes, that grows like a file and whose descriptor
+ * (mmapfile_fd) another process can map.  name is for /proc only (NULL:
+ * "mmapfile").  flags: MMAPFILE_MEMFD_*; opts as for mmapfile_open_ex
+ * (NULL: none). */
+#define MMAPFILE_MEMFD_SEALABLE 0x1u /* MFD_ALLOW_SEALING */
+#define MMAPFILE_MEMFD_HUGETLB  0x2u /* MFD_HUGETLB: huge pages of the default size */
+MMAPFILE_API mmapfile_t *mmapfile_memfd(const char *name, off_t size, unsigned int flags,
+                                        const struct mmapfile_options *opts);
+
+/* Zero-copy views: a pointer to bytes [off, off + len) of the file inside
+ * the mapping, readable, and writable when the handle is.  It stays valid
+ * until mmapfile_release or close, whatever the file's growth: the mapping
+ * never moves.  While it is held, cutting the file below its end by this
+ * handle fails with EBUSY. */
+MMAPFILE_API void *mmapfile_view(mmapfile_t *f, off_t off, size_t len);
+MMAPFILE_API int mmapfile_release(mmapfile_t *f, void *view);
+
+/* Asynchronous durable flush: mmapfile_flush_start starts writing back
+ * what was written since the last flush or sync (io_uring SYNC_FILE_RANGE
+ * and FSYNC; sync_file_range(2) without liburing) and returns at once;
+ * mmapfile_flush_wait waits for every flush started, makes it durable
+ * (fdatasync(2) without liburing) and returns its error (EIO). */
+MMAPFILE_API int mmapfile_flush_start(mmapfile_t *f);
+MMAPFILE_API int mmapfile_flush_wait(mmapfile_t *f);
+
 #ifdef __cplusplus
 }
 #endif

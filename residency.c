@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 /* The system calls themselves: the sanitizers' mlock and munlock do nothing. */
-static int lock_pages(const void *p, size_t n)
+int mmf_lock_pages(const void *p, size_t n)
 {
 #ifdef SYS_mlock
 	return (int)syscall(SYS_mlock, p, n);
@@ -17,7 +17,7 @@ static int lock_pages(const void *p, size_t n)
 #endif
 }
 
-static int unlock_pages(const void *p, size_t n)
+int mmf_unlock_pages(const void *p, size_t n)
 {
 #ifdef SYS_munlock
 	return (int)syscall(SYS_munlock, p, n);
@@ -98,10 +98,10 @@ int mmapfile_lock(mmapfile_t *f, off_t off, size_t len)
 	off_t start, end;
 	int rc = 0;
 	if (page_span(f, off, len, mmf_size(f), f->map_len, &start, &end) &&
-	    (rc = lock_pages(f->base + start, (size_t)(end - start))) != 0) {
+	    (rc = mmf_lock_pages(f->base + start, (size_t)(end - start))) != 0) {
 		/* mlock(2) may have locked part of the range before it failed. */
 		int err = errno;
-		unlock_pages(f->base + start, (size_t)(end - start));
+		mmf_unlock_pages(f->base + start, (size_t)(end - start));
 		errno = err;
 	}
 	mmf_unlock(f);
@@ -118,10 +118,10 @@ int mmapfile_unlock(mmapfile_t *f, off_t off, size_t len)
 	off_t start, end;
 	int rc = 0;
 	if (page_span(f, off, len, (off_t)f->map_len, f->map_len, &start, &end))
-		rc = unlock_pages(f->base + start, (size_t)(end - start));
+		rc = mmf_unlock_pages(f->base + start, (size_t)(end - start));
 	for (struct mmf_region *r = f->retired; r && rc == 0; r = r->older)
 		if (page_span(f, off, len, (off_t)r->mapped, r->mapped, &start, &end))
-			rc = unlock_pages(r->base + start, (size_t)(end - start));
+			rc = mmf_unlock_pages(r->base + start, (size_t)(end - start));
 	mmf_unlock(f);
 	return rc;
 }

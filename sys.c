@@ -62,26 +62,38 @@ static int sys_fdatasync(int fd)
 }
 
 #ifdef MMF_HAVE_LIBURING
+/* Tags (user_data) of the ring's requests: the asynchronous flush's are
+ * below MMF_RING_TAG_SYNC (flush.c); every datasync here takes a tag of its
+ * own above, so a completion left by an earlier one whose wait failed is
+ * never taken for its own. */
+static _Atomic uint64_t sync_tags = MMF_RING_TAG_SYNC;
+
 static int ring_wait_datasync(struct io_uring *ring, int fd)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 	if (!sqe)
 		return -EBUSY;
+	uint64_t tag = atomic_fetch_add_explicit(&sync_tags, 1, memory_order_relaxed);
 	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, tag);
 	int rc = io_uring_submit(ring);
 	if (rc < 0)
 		return rc;
 	/* A signal interrupts the wait, not the flush: wait for this very
 	 * completion, or the next sync would take it for its own. */
-	struct io_uring_cqe *cqe;
-	do
-		rc = io_uring_wait_cqe(ring, &cqe);
-	while (rc == -EINTR);
-	if (rc < 0)
-		return rc;
-	rc = cqe->res;
-	io_uring_cqe_seen(ring, cqe);
-	return rc < 0 ? rc : 0;
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		do
+			rc = io_uring_wait_cqe(ring, &cqe);
+		while (rc == -EINTR);
+		if (rc < 0)
+			return rc;
+		bool mine = io_uring_cqe_get_data64(cqe) == tag;
+		rc = cqe->res;
+		io_uring_cqe_seen(ring, cqe);
+		if (mine)
+			return rc < 0 ? rc : 0;
+	}
 }
 
 /* fdatasync(2) as an io_uring request on the handle's ring. */
@@ -94,13 +106,92 @@ static int sys_ring_datasync(void *ring, int fd)
 	}
 	return 0;
 }
+
+/* A ring of `entries` submissions (twice as many completions), malloc'd:
+ * flush.c ends it with io_uring_queue_exit and free. */
+static void *sys_ring_new(unsigned int entries)
+{
+	struct io_uring *ring = malloc(sizeof *ring);
+	if (!ring)
+		return NULL;
+	int rc = io_uring_queue_init(entries, ring, 0);
+	if (rc < 0) {
+		free(ring);
+		errno = -rc;
+		return NULL;
+	}
+	return ring;
+}
+
+static int sys_ring_submit(void *ring)
+{
+	int rc = io_uring_submit(ring);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	return rc;
+}
+
+/* Wait for the next completion and take its tag and result (-errno or >= 0).  A
+ * signal interrupts the wait, never the request: wait again. */
+static int sys_ring_reap(void *ring, uint64_t *tag, int *res)
+{
+	struct io_uring_cqe *cqe;
+	int rc;
+	do
+		rc = io_uring_wait_cqe(ring, &cqe);
+	while (rc == -EINTR);
+	if (rc < 0) {
+		errno = -rc;
+		return -1;
+	}
+	*tag = io_uring_cqe_get_data64(cqe);
+	*res = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return 0;
+}
 #else
 static int sys_ring_datasync(void *ring, int fd)
 {
 	(void)ring;
 	return sys_fdatasync(fd);
 }
+
+static void *sys_ring_new(unsigned int entries)
+{
+	(void)entries;
+	errno = ENOSYS;
+	return NULL;
+}
+
+static int sys_ring_submit(void *ring)
+{
+	(void)ring;
+	errno = ENOSYS;
+	return -1;
+}
+
+static int sys_ring_reap(void *ring, uint64_t *tag, int *res)
+{
+	(void)ring; (void)tag; (void)res;
+	errno = ENOSYS;
+	return -1;
+}
 #endif
+
+/* Start writeback of a range (Linux); elsewhere there is nothing to start,
+ * and the fdatasync(2) of the wait does the work. */
+static int sys_sync_file_range(int fd, off_t off, off_t len, unsigned int flags)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+	return sync_file_range(fd, off, len, flags);
+#else
+	(void)fd; (void)off; (void)len; (void)flags;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
 
 struct mmf_syscalls mmf_sys = {
 	.open = sys_open,
@@ -117,6 +208,10 @@ struct mmf_syscalls mmf_sys = {
 	.fsync = fsync,
 	.fdatasync = sys_fdatasync,
 	.ring_datasync = sys_ring_datasync,
+	.sync_file_range = sys_sync_file_range,
+	.ring_new = sys_ring_new,
+	.ring_submit = sys_ring_submit,
+	.ring_reap = sys_ring_reap,
 	.madvise = madvise,
 	.pread = pread,
 	.pwrite = pwrite,

@@ -11,8 +11,13 @@ static int set_size(struct mmapfile *f, off_t size)
 		mmf_set_size(f, size);
 		return 0;
 	}
-	if (size < cur)
+	if (size < cur) {
+		if (mmf_views_past(f, size)) {
+			errno = EBUSY; /* a view held would point past the end */
+			return -1;
+		}
 		return mmf_cut(f, size);
+	}
 	if (mmf_grow(f, cur, size, false) != 0)
 		return -1;
 	mmf_set_size(f, size);

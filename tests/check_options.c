@@ -1,0 +1,3 @@
+/* check_options.c - placeholder while the tests are written. */
+#include <stdio.h>
+int main(void) { puts("not written yet"); return 1; }
