@@ -125,6 +125,14 @@ static int advise_lasting(struct mmapfile *f, int kind, int advice)
 	return rc;
 }
 
+/* Advice that throws pages' contents away: harmless over a shared mapping
+ * (they come back from the file), data loss over a private one. */
+static bool discards(int advice)
+{
+	return advice == MMAPFILE_MADV_DONTNEED || advice == MMAPFILE_MADV_FREE ||
+	       advice == MMAPFILE_MADV_REMOVE || advice == MMAPFILE_MADV_DONTNEED_LOCKED;
+}
+
 /* A range of the file; one that starts past the mapping is not mapped. */
 static int advise_range(struct mmapfile *f, off_t off, size_t len, int advice)
 {
@@ -156,8 +164,9 @@ int mmapfile_madvise(mmapfile_t *f, off_t off, size_t len, int advice)
 		errno = EINVAL;
 		return -1;
 	}
-	if (advice == MMAPFILE_MADV_GUARD_INSTALL) {
-		/* Guard pages would turn the library's own copies into SIGSEGV. */
+	if (advice == MMAPFILE_MADV_GUARD_INSTALL || (f->private_map && discards(advice))) {
+		/* Guard pages would turn the library's own copies into SIGSEGV;
+		 * a private handle's bytes exist only in its pages. */
 		errno = EINVAL;
 		return -1;
 	}

@@ -62,7 +62,8 @@ static int retire_region(struct mmapfile *f)
 	*r = (struct mmf_region){ .base = f->base, .mapped = f->map_len, .reserved = f->reserved,
 	                          .older = f->retired };
 	if (f->locked)
-		mmf_unlock_pages(f->base, f->locked); /* its pages stay mapped, not locked twice */
+		mmf_unlock_pages(f->base, f->locked); /* mapped still, not locked twice */
+	f->locked = 0;
 	f->retired = r;
 	f->base = NULL;
 	f->map_len = f->reserved = 0;
@@ -183,9 +184,11 @@ static int extend_in_place(struct mmapfile *f, size_t want)
 #endif
 }
 
-/* A private handle's bytes live in its mapping alone: a new region (all
- * anonymous) takes a copy of them, with no lock-free copy in flight; views
- * held would be left on the old copy, so it waits for none of them. */
+/* A new region for the file.  A private handle's bytes live in its mapping
+ * alone: the new region (all anonymous) takes a copy of them inside the cut
+ * bracket, published before any lock-free copy may start again, and the old
+ * one is then no one's and goes; views held would be left on the old copy,
+ * so it waits for none of them. */
 static int move_region(struct mmapfile *f, size_t want)
 {
 	bool copy = f->private_map && f->base;
@@ -198,9 +201,24 @@ static int move_region(struct mmapfile *f, size_t want)
 	if (!p)
 		return -1;
 	if (copy) {
-		mmf_cut_begin(f);
+		/* truncate's growth runs inside its own bracket already */
+		bool bracket = !(atomic_load(&f->cut_seq) & 1);
+		if (bracket)
+			mmf_cut_begin(f);
 		mmf_guarded_fill(f, f->base, p, f->base, f->map_len);
-		mmf_cut_end(f);
+		char *old = f->base;
+		size_t old_resv = f->reserved;
+		if (f->locked)
+			mmf_unlock_pages(old, f->locked);
+		f->locked = 0;
+		f->base = p;
+		f->map_len = want;
+		f->reserved = resv;
+		publish_view(f);
+		if (bracket)
+			mmf_cut_end(f);
+		mmf_sys.munmap(old, old_resv);
+		return 0;
 	}
 	if (retire_region(f) != 0) {
 		mmf_sys.munmap(p, resv);
@@ -210,8 +228,7 @@ static int move_region(struct mmapfile *f, size_t want)
 	f->base = p;
 	f->map_len = want;
 	f->reserved = resv;
-	if (f->lock_all)
-		f->locked = 0; /* the new region is locked afresh */
+	publish_view(f);
 	return 0;
 }
 
@@ -231,10 +248,10 @@ int mmf_map_to(struct mmapfile *f, off_t len)
 		return 0;
 	if (extend_in_place(f, want) == 0) {
 		f->map_len = want;
+		publish_view(f);
 	} else if (move_region(f, want) != 0) {
 		return -1;
 	}
-	publish_view(f);
 	mmf_update_limit(f);
 	mmf_reapply_advice(f);
 	return 0;
@@ -443,8 +460,13 @@ static int restore_mapping(struct mmapfile *f)
 		mmf_trim(f);
 	}
 	atomic_store(&f->restored, seen);
-	if (f->base && !f->mapless)
+	if (f->base && !f->mapless) {
 		mmf_reapply_advice(f);
+		/* The new mapping holds no lock: lock it again, as far as the
+		 * limit allows. */
+		f->locked = 0;
+		mmf_keep_options(f, f->file_len);
+	}
 	mmf_update_limit(f);
 	return 0;
 }

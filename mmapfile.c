@@ -640,10 +640,12 @@ static ssize_t write_again(struct mmapfile *f, const void *buf, size_t n, off_t 
 	}
 	/* What the faulted copies left past the size must read as zeros. */
 	mmf_wrlock(f);
+	mmf_cut_begin(f); /* no lock-free write past the size meanwhile */
 	off_t from = *at > mmf_size(f) ? *at : mmf_size(f);
 	off_t to = *at + (off_t)n < f->limit ? *at + (off_t)n : f->limit;
 	if (f->base && from < to)
 		mmf_guarded_fill(f, f->base + from, f->base + from, NULL, (size_t)(to - from));
+	mmf_cut_end(f);
 	mmf_unlock(f);
 	return fail_int(f->hugetlb ? ENOMEM : EIO);
 }
