@@ -137,11 +137,11 @@ static int start_on_ring(struct mmapfile *f, off_t lo, off_t hi, bool *queued)
 		io_uring_prep_sync_file_range(sqe, f->fd, len > UINT32_MAX ? 0 : (unsigned int)len,
 		                              (uint64_t)lo, SYNC_FILE_RANGE_WRITE);
 		sqe->flags |= IOSQE_IO_LINK;
-		io_uring_sqe_set_data64(sqe, TAG_RANGE);
+		sqe->user_data = TAG_RANGE;
 	}
 	sqe = io_uring_get_sqe(ring);
 	io_uring_prep_fsync(sqe, f->fd, f->sync_mode == O_SYNC ? 0 : IORING_FSYNC_DATASYNC);
-	io_uring_sqe_set_data64(sqe, TAG_FSYNC);
+	sqe->user_data = TAG_FSYNC;
 	f->flush_owed += need;
 	*queued = true;
 	return mmf_sys.ring_submit(ring) < 0 ? -1 : 0;

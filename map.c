@@ -14,6 +14,7 @@
 
 #define MMF_RESERVE_MIN ((off_t)64 << 10)
 #define MMF_RESERVE_MAX ((off_t)1 << 30)
+#define MMF_LOCKED_RESERVE_MAX ((off_t)1 << 20)
 
 void mmf_update_limit(struct mmapfile *f)
 {
@@ -287,6 +288,9 @@ static off_t reserve_target(const struct mmapfile *f, off_t end)
 		step = MMF_RESERVE_MIN;
 	if (step > MMF_RESERVE_MAX)
 		step = MMF_RESERVE_MAX;
+	/* A locked reserve is memory the program cannot use: keep it short. */
+	if (f->lock_all && step > MMF_LOCKED_RESERVE_MAX)
+		step = MMF_LOCKED_RESERVE_MAX;
 	off_t target = f->file_len <= MMF_OFF_MAX - step ? f->file_len + step : end;
 	if (target < end)
 		target = end;

@@ -75,7 +75,7 @@ static int ring_wait_datasync(struct io_uring *ring, int fd)
 		return -EBUSY;
 	uint64_t tag = atomic_fetch_add_explicit(&sync_tags, 1, memory_order_relaxed);
 	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	io_uring_sqe_set_data64(sqe, tag);
+	sqe->user_data = tag; /* set_data64 is liburing 2.2 */
 	int rc = io_uring_submit(ring);
 	if (rc < 0)
 		return rc;
@@ -88,7 +88,7 @@ static int ring_wait_datasync(struct io_uring *ring, int fd)
 		while (rc == -EINTR);
 		if (rc < 0)
 			return rc;
-		bool mine = io_uring_cqe_get_data64(cqe) == tag;
+		bool mine = cqe->user_data == tag;
 		rc = cqe->res;
 		io_uring_cqe_seen(ring, cqe);
 		if (mine)
@@ -146,7 +146,7 @@ static int sys_ring_reap(void *ring, uint64_t *tag, int *res)
 		errno = -rc;
 		return -1;
 	}
-	*tag = io_uring_cqe_get_data64(cqe);
+	*tag = cqe->user_data;
 	*res = cqe->res;
 	io_uring_cqe_seen(ring, cqe);
 	return 0;

@@ -30,13 +30,14 @@
 enum sys_kind {
 	S_OPEN, S_CLOSE, S_FSTAT, S_FCNTL, S_LSEEK, S_FTRUNCATE, S_FALLOCATE,
 	S_MMAP, S_MREMAP, S_MUNMAP, S_MSYNC, S_FSYNC, S_FDATASYNC, S_RING,
-	S_MADVISE, S_PREAD, S_PWRITE, S_COUNT
+	S_MADVISE, S_PREAD, S_PWRITE, S_SFR, S_RING_NEW, S_SUBMIT, S_REAP, S_COUNT
 };
 
 static const char *const kind_name[S_COUNT] = {
 	"open", "close", "fstat", "fcntl", "lseek", "ftruncate", "fallocate",
 	"mmap", "mremap", "munmap", "msync", "fsync", "fdatasync", "io_uring fsync",
-	"madvise", "pread", "pwrite",
+	"madvise", "pread", "pwrite", "sync_file_range", "io_uring setup", "io_uring submit",
+	"io_uring completion",
 };
 
 /* The failures tried: each call with the errors the kernel gives it. */
@@ -49,7 +50,8 @@ static const struct fault {
 	{ S_FALLOCATE, ENOSPC }, { S_FALLOCATE, EIO }, { S_MMAP, ENOMEM },
 	{ S_MREMAP, ENOMEM }, { S_MUNMAP, ENOMEM }, { S_MSYNC, EIO }, { S_FSYNC, EIO },
 	{ S_FDATASYNC, EIO }, { S_RING, EIO }, { S_MADVISE, EAGAIN }, { S_PREAD, EIO },
-	{ S_PWRITE, ENOSPC }, { S_PWRITE, EIO },
+	{ S_PWRITE, ENOSPC }, { S_PWRITE, EIO }, { S_SFR, EIO }, { S_RING_NEW, ENOMEM },
+	{ S_SUBMIT, EAGAIN }, { S_REAP, EIO },
 };
 #define NFAULTS (sizeof faults / sizeof faults[0])
 
@@ -139,6 +141,20 @@ static ssize_t w_pwrite(int fd, const void *b, size_t n, off_t o)
 {
 	return hit(S_PWRITE) ? -1 : real.pwrite(fd, b, n, o);
 }
+static int w_sfr(int fd, off_t o, off_t l, unsigned int fl)
+{
+	return hit(S_SFR) ? -1 : real.sync_file_range(fd, o, l, fl);
+}
+static void *w_ring_new(unsigned int n) { return hit(S_RING_NEW) ? NULL : real.ring_new(n); }
+static int w_submit(void *r) { return hit(S_SUBMIT) ? -1 : real.ring_submit(r); }
+static int w_reap(void *r, uint64_t *tag, int *res)
+{
+	/* The request completed, with the error a failed writeback reports. */
+	int rc = real.ring_reap(r, tag, res);
+	if (rc == 0 && *res >= 0 && hit(S_REAP))
+		*res = -armed_err;
+	return rc;
+}
 
 static void injector_install(void)
 {
@@ -149,6 +165,8 @@ static void injector_install(void)
 		.mmap = w_mmap, .mremap = w_mremap, .munmap = w_munmap, .msync = w_msync,
 		.fsync = w_fsync, .fdatasync = w_fdatasync, .ring_datasync = w_ring,
 		.madvise = w_madvise, .pread = w_pread, .pwrite = w_pwrite,
+		.sync_file_range = w_sfr, .ring_new = w_ring_new, .ring_submit = w_submit,
+		.ring_reap = w_reap,
 	};
 }
 
@@ -467,6 +485,30 @@ static void apply_seek(struct ctx *c, long r) { c->cursor = r; }
 
 /* Durability. */
 static long op_sync(struct ctx *c, int *e) { (void)e; return mmapfile_sync(c->f); }
+static long op_flush(struct ctx *c, int *e)
+{
+	(void)e;
+	if (mmapfile_flush_start(c->f) != 0)
+		return -1;
+	return mmapfile_flush_wait(c->f);
+}
+static long op_flush_twice(struct ctx *c, int *e)
+{
+	(void)e;
+	if (mmapfile_flush_start(c->f) != 0)
+		return -1;
+	/* Inside the file: a copy, no system call to fail. */
+	ck_assert_int_eq(mmapfile_writeat(c->f, payload + 7, 100, 1000), 100);
+	twin_write(c, payload + 7, 100, 1000);
+	if (mmapfile_flush_start(c->f) != 0)
+		return -1;
+	return mmapfile_flush_wait(c->f);
+}
+static void prep_flush_started(struct ctx *c)
+{
+	prep_appended(c);
+	ck_assert_int_eq(mmapfile_flush_start(c->f), 0);
+}
 static long op_close(struct ctx *c, int *e)
 {
 	(void)e;
@@ -503,6 +545,11 @@ static const struct scenario scenarios[] = {
 	{ "sync after growth", O_RDWR, prep_appended, op_sync, NULL, NULL, false, false },
 	{ "sync with nothing written", O_RDWR, NULL, op_sync, NULL, NULL, false, false },
 	{ "close after growth", O_RDWR, prep_appended, op_close, NULL, NULL, false, true },
+	{ "flush after growth", O_RDWR, prep_appended, op_flush, NULL, NULL, false, false },
+	{ "flush with nothing written", O_RDWR, NULL, op_flush, NULL, NULL, false, false },
+	{ "two flushes, one wait", O_RDWR, prep_appended, op_flush_twice, NULL, NULL, false, false },
+	{ "O_SYNC flush", O_RDWR | O_SYNC, prep_appended, op_flush, NULL, NULL, false, false },
+	{ "close with a flush started", O_RDWR, prep_flush_started, op_close, NULL, NULL, false, true },
 };
 #define NSCENARIOS ((int)(sizeof scenarios / sizeof scenarios[0]))
 
