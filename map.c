@@ -327,14 +327,19 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 	off_t old_len = f->file_len;
 	if (end > old_len) {
 		off_t target = reserve && !f->sync_mode && !f->mapless ? reserve_target(f, end) : end;
+		/* The reserve never takes the mapping out of the address space
+		 * reserved for it when the write itself fits there. */
+		if (f->base && target > end && end <= (off_t)f->reserved && target > (off_t)f->reserved)
+			target = (off_t)f->reserved;
 		if (f->hugetlb)
 			target = round_len(f, target); /* hugetlbfs takes whole huge pages only */
 		off_t start = off & ~((off_t)f->page - 1);
 		if (start < old_len)
 			start = old_len;
 		int rc = extend_file(f, start, target);
-		if (rc != 0 && target > end && (errno == ENOSPC || errno == EFBIG))
-			rc = extend_file(f, start, target = end);
+		off_t exact = f->hugetlb ? round_len(f, end) : end;
+		if (rc != 0 && target > exact && (errno == ENOSPC || errno == EFBIG))
+			rc = extend_file(f, start, target = exact);
 		if (rc != 0)
 			return -1;
 		f->file_len = target;
@@ -342,7 +347,7 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 	if (!f->mapless && (((size_t)f->file_len > f->map_len && mmf_map_to(f, f->file_len) != 0) ||
 	                    mmf_keep_options(f, old_len) != 0)) {
 		int err = errno;
-		if (f->file_len != old_len && mmf_sys.ftruncate(f->fd, old_len) == 0)
+		if (f->file_len != old_len && (f->private_map || mmf_sys.ftruncate(f->fd, old_len) == 0))
 			f->file_len = old_len;
 		mmf_update_limit(f);
 		errno = err;

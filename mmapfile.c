@@ -479,7 +479,10 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 		*short_read = k >= 0 && (size_t)k < n && off + k < size;
 	} else if (off < size) {
 		k = (off_t)n < size - off ? (ssize_t)n : (ssize_t)(size - off);
-		*faulted = guarded_copy(f, buf, f->base + off, (size_t)k, off);
+		if ((size_t)(off + k) <= f->map_len)
+			*faulted = guarded_copy(f, buf, f->base + off, (size_t)k, off);
+		else /* never, while the mapping covers the size; never read past it */
+			k = pread_size(f, buf, n, off);
 	}
 	mmf_unlock(f);
 	return k;

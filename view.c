@@ -35,6 +35,8 @@ void *mmapfile_view(mmapfile_t *f, off_t off, size_t len)
 		err = ENXIO;
 	else if (!f->base && mmf_map_to(f, f->file_len) != 0)
 		err = errno;
+	else if ((size_t)end > f->map_len)
+		err = ENXIO; /* never, while the mapping covers the size */
 	if (!err) {
 		*h = (struct mmf_held){ .ptr = f->base + off, .off = off, .end = end, .next = f->held };
 		f->held = h;
@@ -52,10 +54,13 @@ int mmapfile_release(mmapfile_t *f, void *view)
 		return -1;
 	}
 	mmf_wrlock(f);
-	struct mmf_held **p = &f->held;
-	while (*p && (*p)->ptr != view)
-		p = &(*p)->next;
-	struct mmf_held *h = *p;
+	/* Views of one offset share a pointer: take back the shortest, so
+	 * that the ones left cover whatever the caller may still hold. */
+	struct mmf_held **p = NULL;
+	for (struct mmf_held **q = &f->held; *q; q = &(*q)->next)
+		if ((*q)->ptr == view && (!p || (*q)->end < (*p)->end))
+			p = q;
+	struct mmf_held *h = p ? *p : NULL;
 	if (h) {
 		*p = h->next;
 		/* What the caller wrote through it is for the next flush. */
