@@ -116,9 +116,9 @@ static int reap_one(struct mmapfile *f)
 }
 
 /* Queue the flush of [lo, hi) (none when lo >= hi) on the ring and submit
- * it.  0 when it is queued, even if the kernel refused the submission (the
- * next collection submits it again: *queued then says it is queued); -1 and
- * errno when it could not be queued. */
+ * it: 0, or -1 and errno.  *queued says whether it is queued all the same:
+ * a submission the kernel refused stays queued, and the next collection
+ * submits it. */
 static int start_on_ring(struct mmapfile *f, off_t lo, off_t hi, bool *queued)
 {
 	struct io_uring *ring = f->ring;
@@ -171,12 +171,11 @@ static int fsync_or_datasync(struct mmapfile *f)
  * writes (after their msync): fsync(2) for O_SYNC handles, else fdatasync
  * on the ring, or fdatasync(2) without one.  Flushes started before are
  * collected first, and their error is this call's. */
-int mmf_flush_durable(struct mmapfile *f);
 int mmf_flush_durable(struct mmapfile *f)
 {
 	pthread_mutex_lock(&f->flush_lock);
-	/* When collecting fails, the ring still owes completions that its own
-	 * fdatasync would take for its own: use the system call instead. */
+	/* When collecting fails, the ring still owes the flushes completions,
+	 * which its datasync would have to pass over: use the system call. */
 	bool ring_free = collect(f) == 0;
 	int rc;
 #ifdef MMF_HAVE_LIBURING
@@ -221,19 +220,17 @@ int mmapfile_flush_start(mmapfile_t *f)
 		errno = EINVAL;
 		return -1;
 	}
-	if (!f->writable)
-		return 0; /* nothing written: nothing to flush */
+	if (!f->writable || f->private_map)
+		return 0; /* nothing of the handle's reaches the file */
 	/* The size is made durable with the data: drop the reserve first, as
 	 * mmapfile_sync does. */
-	mmf_wrlock(f);
-	int rc = mmf_trim(f);
-	mmf_unlock(f);
-	if (rc != 0)
+	if (mmf_trim_locked(f) != 0)
 		return -1;
 
 	off_t lo, hi;
 	if (!mmf_take_dirty(f, &lo, &hi))
 		lo = hi = 0;
+	int rc = 0;
 	bool queued = false;
 	pthread_mutex_lock(&f->flush_lock);
 	void *ring = flush_ring(f);
@@ -259,12 +256,10 @@ int mmapfile_flush_start(mmapfile_t *f)
 	return rc;
 }
 
-int mmapfile_flush_wait(mmapfile_t *f)
+/* Wait for the flushes started, as the wait does: 0, or -1 and the first
+ * error (the one a wait would have reported). */
+static int settle(struct mmapfile *f)
 {
-	if (!f) {
-		errno = EINVAL;
-		return -1;
-	}
 	pthread_mutex_lock(&f->flush_lock);
 	if (collect(f) != 0)
 		note_err(f, errno);
@@ -280,19 +275,29 @@ int mmapfile_flush_wait(mmapfile_t *f)
 	return rc;
 }
 
-/* At close: wait for the flushes started (their error is lost unless close
- * reports it), then end the ring. */
+int mmapfile_flush_wait(mmapfile_t *f)
+{
+	if (!f) {
+		errno = EINVAL;
+		return -1;
+	}
+	return settle(f);
+}
+
+/* Close: a flush started and not waited for is waited for, and its error
+ * is close's. */
+int mmf_flush_close(struct mmapfile *f)
+{
+	return settle(f);
+}
+
+/* End the ring, after waiting for what is still started (its error lost
+ * here: mmf_flush_close reports it). */
 void mmf_flush_release(struct mmapfile *f)
 {
-	pthread_mutex_lock(&f->flush_lock);
-	if (collect(f) != 0)
-		note_err(f, errno);
-	if (f->flush_fdatasync) {
-		f->flush_fdatasync = false;
-		if (fsync_or_datasync(f) != 0)
-			note_err(f, errno);
-	}
-	f->flush_err = 0;
+	int err = errno;
+	settle(f);
+	errno = err;
 #ifdef MMF_HAVE_LIBURING
 	if (f->ring) {
 		/* Requests still owed (the kernel could not be asked for them)
@@ -302,5 +307,4 @@ void mmf_flush_release(struct mmapfile *f)
 		f->ring = NULL;
 	}
 #endif
-	pthread_mutex_unlock(&f->flush_lock);
 }

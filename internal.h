@@ -126,8 +126,10 @@ struct mmapfile {
 	bool hugetlb;           /* on hugetlbfs: page is the huge page size */
 	size_t sys_page;        /* the system's page size */
 	bool populate, lock_all;
+	bool sealable;          /* a memfd that takes seals (memfd.c) */
 	off_t max_size;         /* reserve at least this much address space */
 	size_t locked;          /* lock_all: bytes from 0 locked in RAM */
+	size_t prefaulted;      /* populate: bytes from 0 populated */
 	struct mmf_held *held;  /* zero-copy views handed out; under map_lock */
 
 	/* The range written since the last flush, [dirty_lo, dirty_hi); empty
@@ -249,6 +251,8 @@ MMF_HIDDEN int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve);
 /* Cut the file to len, between mmf_cut_begin and mmf_cut_end. */
 MMF_HIDDEN int mmf_cut(struct mmapfile *f, off_t len);
 MMF_HIDDEN int mmf_trim(struct mmapfile *f);
+/* mmf_trim, taking map_lock itself (sync, flush). */
+MMF_HIDDEN int mmf_trim_locked(struct mmapfile *f);
 MMF_HIDDEN void mmf_unmap(struct mmapfile *f);
 MMF_HIDDEN void mmf_update_limit(struct mmapfile *f);
 /* Learn growth or shrinking by others; takes map_lock itself. */
@@ -293,9 +297,9 @@ MMF_HIDDEN int mmf_options_read(const struct mmapfile_options *in, struct mmapfi
 MMF_HIDDEN void mmf_options_apply(struct mmapfile *f, const struct mmapfile_options *o);
 /* After the file is mapped at open: prefetch, populate, lock. */
 MMF_HIDDEN int mmf_options_start(struct mmapfile *f, const struct mmapfile_options *o);
-/* After growth from old_len (map_lock exclusive): lock and populate what
- * was added, as the options ask; -1 when the limits refuse. */
-MMF_HIDDEN int mmf_keep_options(struct mmapfile *f, off_t old_len);
+/* After growth or a new region (map_lock exclusive): lock and populate
+ * what the options ask and is not yet; -1 when the limits refuse. */
+MMF_HIDDEN int mmf_keep_options(struct mmapfile *f);
 
 /* view.c: whether a view held ends past size (map_lock held). */
 MMF_HIDDEN bool mmf_views_past(const struct mmapfile *f, off_t size);
@@ -325,6 +329,12 @@ MMF_HIDDEN ssize_t mmf_cursor_write(struct mmapfile *f, const void *buf, size_t 
 
 /* sync.c */
 MMF_HIDDEN int mmf_sync_write(struct mmapfile *f, off_t off, size_t len);
+
+/* flush.c: make what was written durable (fdatasync, or fsync for O_SYNC,
+ * after collecting the flushes started); at close, wait for those and
+ * report their error; then let the ring go. */
+MMF_HIDDEN int mmf_flush_durable(struct mmapfile *f);
+MMF_HIDDEN int mmf_flush_close(struct mmapfile *f);
 MMF_HIDDEN void mmf_flush_release(struct mmapfile *f);
 
 /* madvise.c */

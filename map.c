@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -64,7 +65,7 @@ static int retire_region(struct mmapfile *f)
 	                          .older = f->retired };
 	if (f->locked)
 		mmf_unlock_pages(f->base, f->locked); /* mapped still, not locked twice */
-	f->locked = 0;
+	f->locked = f->prefaulted = 0;
 	f->retired = r;
 	f->base = NULL;
 	f->map_len = f->reserved = 0;
@@ -142,9 +143,16 @@ static char *map_region(struct mmapfile *f, size_t want, size_t file_end, size_t
 	size_t max = page_round(f, f->max_size);
 	if (max > resv)
 		resv = max;
-	char *r = reserve_space(f, resv);
-	if (!r && !(r = reserve_space(f, resv = want)))
+	if (f->max_size && !max) {
+		errno = ENOMEM;
 		return NULL;
+	}
+	char *r = reserve_space(f, resv);
+	/* Less than the maximum asked for would break its promise. */
+	if (!r && (f->max_size || !(r = reserve_space(f, resv = want)))) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	if (map_fixed(f, r, 0, want, file_end) != 0) {
 		int err = errno;
 		mmf_sys.munmap(r, resv);
@@ -211,7 +219,7 @@ static int move_region(struct mmapfile *f, size_t want)
 		size_t old_resv = f->reserved;
 		if (f->locked)
 			mmf_unlock_pages(old, f->locked);
-		f->locked = 0;
+		f->locked = f->prefaulted = 0;
 		f->base = p;
 		f->map_len = want;
 		f->reserved = resv;
@@ -307,22 +315,24 @@ static int extend_file(struct mmapfile *f, off_t start, off_t target)
 {
 	if (f->private_map)
 		return 0; /* the bytes past the file are anonymous memory */
-	if (mmf_sys.fallocate(f->fd, 0, start, target - start) == 0)
+	int rc;
+	do /* hugetlbfs stops at any signal, keeping the pages it got */
+		rc = mmf_sys.fallocate(f->fd, 0, start, target - start);
+	while (rc != 0 && errno == EINTR);
+	if (rc == 0)
 		return 0;
 	int err = errno;
 	if (err == EOPNOTSUPP || err == ENOSYS)
 		return mmf_sys.ftruncate(f->fd, target); /* no fallocate: sparse */
 	struct stat st;
-	if (mmf_sys.fstat(f->fd, &st) == 0 && st.st_size != f->file_len)
+	/* hugetlbfs keeps the pages a failed fallocate got past the end */
+	if (mmf_sys.fstat(f->fd, &st) == 0 && (st.st_size != f->file_len || f->hugetlb))
 		mmf_sys.ftruncate(f->fd, f->file_len);
 	errno = err;
 	return -1;
 }
 
-/* Make [off, end) writable: the file at least end long, the mapping over it.
- * With reserve, the file grows ahead geometrically; a gap between the old
- * length and off stays a hole. */
-int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
+static int grow_to(struct mmapfile *f, off_t off, off_t end, bool reserve)
 {
 	off_t old_len = f->file_len;
 	if (end > old_len) {
@@ -334,8 +344,14 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 		if (f->hugetlb)
 			target = round_len(f, target); /* hugetlbfs takes whole huge pages only */
 		off_t start = off & ~((off_t)f->page - 1);
-		if (start < old_len)
+		if (start < old_len || f->hugetlb) /* no holes on hugetlbfs: no pool to fault from */
 			start = old_len;
+		if (target > end && f->sealable) {
+			/* A reserve that F_SEAL_SHRINK would keep past the size for good */
+			int seals = fcntl(f->fd, F_GET_SEALS);
+			if (seals > 0 && (seals & F_SEAL_SHRINK))
+				target = end;
+		}
 		int rc = extend_file(f, start, target);
 		off_t exact = f->hugetlb ? round_len(f, end) : end;
 		if (rc != 0 && target > exact && (errno == ENOSPC || errno == EFBIG))
@@ -345,16 +361,45 @@ int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
 		f->file_len = target;
 	}
 	if (!f->mapless && (((size_t)f->file_len > f->map_len && mmf_map_to(f, f->file_len) != 0) ||
-	                    mmf_keep_options(f, old_len) != 0)) {
+	                    mmf_keep_options(f) != 0)) {
 		int err = errno;
 		if (f->file_len != old_len && (f->private_map || mmf_sys.ftruncate(f->fd, old_len) == 0))
 			f->file_len = old_len;
 		mmf_update_limit(f);
+		/* A move to a new region let the old one's locks go: lock the old
+		 * length again there. */
+		mmf_keep_options(f);
 		errno = err;
 		return -1;
 	}
 	mmf_update_limit(f);
 	return 0;
+}
+
+/* Make [off, end) writable: the file at least end long, the mapping over it.
+ * With reserve, the file grows ahead geometrically; a gap between the old
+ * length and off stays a hole.  A limit that leaves no room for the reserve
+ * (locked memory) still lets the write have what it needs. */
+int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve)
+{
+	int rc = grow_to(f, off, end, reserve);
+	if (rc != 0 && reserve && f->lock_all && (errno == ENOMEM || errno == EAGAIN || errno == EPERM))
+		rc = grow_to(f, off, end, false);
+	return rc;
+}
+
+/* The file now ends at len: its pages past that are gone, so they are let
+ * go of (growth locks and populates them again). */
+static void forget_past(struct mmapfile *f, off_t len)
+{
+	size_t from = (size_t)round_len(f, len);
+	if (from < f->locked) {
+		mmf_unlock_pages(f->base + from, f->locked - from);
+		f->locked = from;
+	}
+	if (from < f->prefaulted)
+		f->prefaulted = from;
+	atomic_store(&f->populated, 0);
 }
 
 /* Cut the file to len (below its current length).  The caller brackets it
@@ -375,13 +420,7 @@ int mmf_cut(struct mmapfile *f, off_t len)
 		if (f->base && len < stop)
 			mmf_guarded_fill(f, f->base + len, f->base + len, NULL, (size_t)(stop - len));
 	}
-	size_t from = (size_t)round_len(f, keep);
-	if (from < f->locked) {
-		/* Pages past the end are let go, so that growth locks them again. */
-		mmf_unlock_pages(f->base + from, f->locked - from);
-		f->locked = from;
-	}
-	atomic_store(&f->populated, 0); /* the pages past len are gone */
+	forget_past(f, keep);
 	f->file_len = keep;
 	if (mmf_size(f) > len)
 		mmf_set_size(f, len);
@@ -396,11 +435,7 @@ static int apply_length(struct mmapfile *f, off_t disk)
 {
 	if (disk < f->file_len) {
 		mmf_cut_begin(f);
-		size_t from = (size_t)round_len(f, disk);
-		if (from < f->locked) {
-			mmf_unlock_pages(f->base + from, f->locked - from);
-			f->locked = from;
-		}
+		forget_past(f, disk);
 		f->file_len = disk;
 		if (mmf_size(f) > disk)
 			mmf_set_size(f, disk);
@@ -410,14 +445,13 @@ static int apply_length(struct mmapfile *f, off_t disk)
 	}
 	if (!f->mapless && page_round(f, disk) > f->map_len && mmf_map_to(f, disk) != 0)
 		return -1;
-	off_t old_len = f->file_len;
 	f->file_len = disk;
 	mmf_set_size(f, disk);
 	mmf_update_limit(f);
 	/* Growth by another process cannot be refused: what it added is
 	 * locked or populated as far as the limits allow. */
 	if (!f->mapless)
-		mmf_keep_options(f, old_len);
+		mmf_keep_options(f);
 	return 0;
 }
 
@@ -473,8 +507,8 @@ static int restore_mapping(struct mmapfile *f)
 		mmf_reapply_advice(f);
 		/* The new mapping holds no lock: lock it again, as far as the
 		 * limit allows. */
-		f->locked = 0;
-		mmf_keep_options(f, f->file_len);
+		f->locked = f->prefaulted = 0;
+		mmf_keep_options(f);
 	}
 	mmf_update_limit(f);
 	return 0;
@@ -502,6 +536,14 @@ int mmf_trim(struct mmapfile *f)
 	off_t size = mmf_size(f);
 	int rc = (f->hugetlb ? round_len(f, size) : size) < f->file_len ? mmf_cut(f, size) : 0;
 	mmf_cut_end(f);
+	return rc;
+}
+
+int mmf_trim_locked(struct mmapfile *f)
+{
+	mmf_wrlock(f);
+	int rc = mmf_trim(f);
+	mmf_unlock(f);
 	return rc;
 }
 

@@ -419,6 +419,8 @@ int mmapfile_close(mmapfile_t *f)
 	int err = 0;
 	if (f->writable && !f->private_map && mmf_trim(f) != 0)
 		err = errno;
+	if (mmf_flush_close(f) != 0 && !err)
+		err = errno;
 	mmf_unmap(f);
 	mmf_flush_release(f);
 	if (mmf_sys.close(f->fd) != 0 && !err)

@@ -73,7 +73,7 @@ int mmf_options_start(struct mmapfile *f, const struct mmapfile_options *o)
 	           mmf_sys.madvise(NULL, 0, MMAPFILE_MADV_HUGEPAGE) != 0) {
 		return -1;
 	}
-	if (mmf_keep_options(f, 0) != 0)
+	if (mmf_keep_options(f) != 0)
 		return -1;
 	off_t ahead = o->prefetch < f->file_len ? o->prefetch : f->file_len;
 	size_t span = f->base ? mapped_span(f, ahead) : 0;
@@ -94,14 +94,16 @@ static int populate(struct mmapfile *f, size_t from, size_t to)
 	return mmf_sys.madvise(f->base + from, to - from, MMAPFILE_MADV_WILLNEED);
 }
 
-int mmf_keep_options(struct mmapfile *f, off_t old_len)
+int mmf_keep_options(struct mmapfile *f)
 {
 	if (!f->base || !(f->populate || f->lock_all))
 		return 0;
 	size_t end = mapped_span(f, f->file_len);
-	size_t from = (size_t)old_len & ~(f->page - 1);
-	if (f->populate && from < end && populate(f, from, end) != 0)
-		return -1;
+	if (f->populate && f->prefaulted < end) {
+		if (populate(f, f->prefaulted, end) != 0)
+			return -1;
+		f->prefaulted = end;
+	}
 	if (f->lock_all && f->locked < end) {
 		if (mmf_lock_pages(f->base + f->locked, end - f->locked) != 0) {
 			/* Nothing half-locked: a refused mlock may have locked some. */

@@ -5,9 +5,6 @@
 #include <errno.h>
 #include <sys/mman.h>
 
-/* flush.c */
-MMF_HIDDEN int mmf_flush_durable(struct mmapfile *f);
-
 /* msync the pages of [off, off + len) that are mapped. */
 static int flush_mapped(struct mmapfile *f, off_t off, off_t len)
 {
@@ -35,13 +32,10 @@ int mmapfile_sync(mmapfile_t *f)
 		errno = EINVAL;
 		return -1;
 	}
-	if (f->writable) {
-		mmf_wrlock(f);
-		int rc = mmf_trim(f);
-		mmf_unlock(f);
-		if (rc != 0)
-			return -1;
-	}
+	if (f->private_map)
+		return 0; /* nothing of it is the file's */
+	if (f->writable && mmf_trim_locked(f) != 0)
+		return -1;
 	/* Only what was written since the last flush is msync'd; the
 	 * fdatasync after it covers the file whole. */
 	off_t lo, hi;
