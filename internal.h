@@ -135,8 +135,11 @@ struct mmapfile {
 	/* The range written since the last flush, [dirty_lo, dirty_hi); empty
 	 * when dirty_lo >= dirty_hi.  It bounds what msync and the writeback
 	 * start cover; fdatasync(2) after them covers the file whole, so a
-	 * mark lost to a race with a flush costs time, never data. */
+	 * mark lost to a race with a flush costs time, never data.  Bytes from
+	 * dirty_base (the size at the last flush) to the size are dirty too, so
+	 * that appends mark nothing. */
 	_Atomic off_t dirty_lo, dirty_hi;
+	_Atomic off_t dirty_base;
 
 	pthread_mutex_t flush_lock;
 	void *ring;             /* io_uring for the flush, made on first use */
@@ -220,6 +223,8 @@ static inline void mmf_set_size(struct mmapfile *f, off_t size)
  * one thread needs no atomic operation for that. */
 static inline void mmf_mark_dirty(struct mmapfile *f, off_t off, off_t end)
 {
+	if (off >= atomic_load_explicit(&f->dirty_base, memory_order_relaxed) && end <= mmf_size(f))
+		return;
 	off_t lo = atomic_load_explicit(&f->dirty_lo, memory_order_relaxed);
 	off_t hi = atomic_load_explicit(&f->dirty_hi, memory_order_relaxed);
 	if (off >= lo && end <= hi)
@@ -242,6 +247,12 @@ static inline bool mmf_take_dirty(struct mmapfile *f, off_t *lo, off_t *hi)
 {
 	*lo = atomic_exchange(&f->dirty_lo, MMF_OFF_MAX);
 	*hi = atomic_exchange(&f->dirty_hi, 0);
+	off_t size = mmf_size(f);
+	off_t base = atomic_exchange(&f->dirty_base, size);
+	if (base < size) {
+		*lo = base < *lo ? base : *lo;
+		*hi = size > *hi ? size : *hi;
+	}
 	return *lo < *hi;
 }
 

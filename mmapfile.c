@@ -151,7 +151,7 @@ static inline __attribute__((always_inline)) void fast_end(void)
 
 /* A read that ends before the size; -1 for the locked path (which also
  * learns whether another process changed a file read to its end). */
-static ssize_t read_fast(struct mmapfile *f, void *buf, size_t n, off_t off)
+static inline __attribute__((always_inline)) ssize_t read_fast(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
 	unsigned long faults;
 	if (!fast_begin(f, &faults))
@@ -199,7 +199,7 @@ static void populate_ahead(struct mmapfile *f, const struct mmf_view *v, off_t e
 
 /* A write inside what is mapped and allocated: 1 done, 0 for the locked
  * path, -1 when a fault met it and it must be written again. */
-static int write_fast(struct mmapfile *f, const void *buf, size_t n, off_t off)
+static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, const void *buf, size_t n, off_t off)
 {
 	unsigned long faults;
 	if (f->sync_mode || !fast_begin(f, &faults))
@@ -218,7 +218,9 @@ static int write_fast(struct mmapfile *f, const void *buf, size_t n, off_t off)
 		 * covers the write even when it must be done again. */
 		if (off + (off_t)n > size)
 			raise_size(f, off + (off_t)n);
-		mmf_mark_dirty(f, off, off + (off_t)n);
+		/* Appends past the size at the last flush are dirty already. */
+		if (off < atomic_load_explicit(&f->dirty_base, memory_order_relaxed))
+			mmf_mark_dirty(f, off, off + (off_t)n);
 		if (!mmf_one_thread())
 			atomic_thread_fence(memory_order_seq_cst);
 		rc = atomic_load_explicit(&f->faults, memory_order_seq_cst) == faults ? 1 : -1;
@@ -343,6 +345,7 @@ int mmf_attach(struct mmapfile *f, const struct mmapfile_options *o)
 		return -1;
 	f->file_len = st.st_size;
 	mmf_set_size(f, st.st_size);
+	atomic_store(&f->dirty_base, st.st_size); /* nothing written yet */
 	if (o)
 		mmf_options_apply(f, o);
 	/* A private handle's bytes past what it maps are its own, so it maps
@@ -501,11 +504,10 @@ static void map_if_used(struct mmapfile *f)
 	mmf_unlock(f);
 }
 
-ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
+/* The locked path, out of line so that the lock-free one stays short. */
+static __attribute__((noinline)) ssize_t readat_slow(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
-	ssize_t k = read_fast(f, buf, n, off);
-	if (k >= 0)
-		return k;
+	ssize_t k;
 	if (!atomic_load_explicit(&f->view, memory_order_relaxed) && !f->mapless)
 		map_if_used(f);
 	bool faulted = false, short_read = false;
@@ -522,6 +524,12 @@ ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 	k = pread_size(f, buf, n, off);
 	mmf_unlock(f);
 	return k;
+}
+
+ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
+{
+	ssize_t k = read_fast(f, buf, n, off);
+	return k >= 0 ? k : readat_slow(f, buf, n, off);
 }
 
 static void raise_size(struct mmapfile *f, off_t end)
@@ -655,10 +663,11 @@ static ssize_t write_again(struct mmapfile *f, const void *buf, size_t n, off_t 
 	return fail_int(f->hugetlb ? ENOMEM : EIO);
 }
 
-ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
+/* Past the lock-free path: fast is what it answered (0: not taken, -1: met
+ * a fault). */
+static __attribute__((noinline)) ssize_t writeat_slow(struct mmapfile *f, const void *buf, size_t n,
+                                                      off_t *at, bool append, int fast)
 {
-	/* Appends take the lock: where they land depends on the size. */
-	int fast = append ? 0 : write_fast(f, buf, n, *at);
 	bool faulted = fast < 0;
 	ssize_t k = (ssize_t)n;
 	if (fast == 0)
@@ -668,6 +677,14 @@ ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bo
 	if (k > 0 && f->sync_mode && mmf_sync_write(f, *at, (size_t)k) != 0)
 		return -1;
 	return k;
+}
+
+ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
+{
+	/* Appends take the lock: where they land depends on the size.  The
+	 * lock-free path is never taken by O_SYNC / O_DSYNC handles. */
+	int fast = append ? 0 : write_fast(f, buf, n, *at);
+	return fast > 0 ? (ssize_t)n : writeat_slow(f, buf, n, at, append, fast);
 }
 
 ssize_t mmapfile_readat(mmapfile_t *f, void *buf, size_t n, off_t off)
