@@ -37,7 +37,7 @@ _Static_assert(sizeof(off_t) == 8, "libmmapfile needs a 64-bit off_t: define _FI
 #endif
 
 #define MMAPFILE_VERSION_MAJOR 0
-#define MMAPFILE_VERSION_MINOR 1
+#define MMAPFILE_VERSION_MINOR 2
 #define MMAPFILE_VERSION_PATCH 0
 
 typedef struct mmapfile mmapfile_t; /* opaque */
