@@ -433,7 +433,7 @@ int mmapfile_close(mmapfile_t *f)
 }
 
 /* The checks every read and write makes, in the kernel's order. */
-static int check_io(const struct mmapfile *f, bool write, const void *buf, size_t n, off_t off)
+static inline __attribute__((always_inline)) int check_io(const struct mmapfile *f, bool write, const void *buf, size_t n, off_t off)
 {
 	if (!f || off < 0) /* pread/pwrite refuse a negative offset before anything */
 		return fail_int(EINVAL);
@@ -687,11 +687,16 @@ ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bo
 	return fast > 0 ? (ssize_t)n : writeat_slow(f, buf, n, at, append, fast);
 }
 
+/* The public calls try the lock-free copy themselves, so that the common
+ * case is one function with nothing to save and restore around a call. */
 ssize_t mmapfile_readat(mmapfile_t *f, void *buf, size_t n, off_t off)
 {
 	if (check_io(f, false, buf, n, off) != 0)
 		return -1;
-	return n ? mmf_readat(f, buf, n, off) : 0;
+	if (n == 0)
+		return 0;
+	ssize_t k = read_fast(f, buf, n, off);
+	return k >= 0 ? k : readat_slow(f, buf, n, off);
 }
 
 ssize_t mmapfile_writeat(mmapfile_t *f, const void *buf, size_t n, off_t off)
@@ -700,15 +705,16 @@ ssize_t mmapfile_writeat(mmapfile_t *f, const void *buf, size_t n, off_t off)
 		return -1;
 	if (f->append)
 		return fail_int(EINVAL);
-	return n ? mmf_writeat(f, buf, n, &off, false) : 0;
-}
-
-ssize_t mmapfile_read(mmapfile_t *f, void *buf, size_t n)
-{
-	if (check_io(f, false, buf, n, 0) != 0)
-		return -1;
 	if (n == 0)
 		return 0;
+	int fast = write_fast(f, buf, n, off);
+	return fast > 0 ? (ssize_t)n : writeat_slow(f, buf, n, &off, false, fast);
+}
+
+/* The cursor call with its lock (while the process has threads) and every
+ * case the lock-free copy does not take. */
+static __attribute__((noinline)) ssize_t read_cursor(struct mmapfile *f, void *buf, size_t n)
+{
 	bool locked = mmf_cursor_lock(f);
 	ssize_t k = (off_t)n > MMF_OFF_MAX - f->cursor ? fail_int(EINVAL)
 	                                                : mmf_readat(f, buf, n, f->cursor);
@@ -718,12 +724,36 @@ ssize_t mmapfile_read(mmapfile_t *f, void *buf, size_t n)
 	return k;
 }
 
+ssize_t mmapfile_read(mmapfile_t *f, void *buf, size_t n)
+{
+	if (check_io(f, false, buf, n, 0) != 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	/* One thread: no lock, and a read that ends before the size (which
+	 * also keeps cursor + n in range) is one copy. */
+	if (mmf_one_thread()) {
+		ssize_t k = read_fast(f, buf, n, f->cursor);
+		if (k >= 0) {
+			f->cursor += k;
+			return k;
+		}
+	}
+	return read_cursor(f, buf, n);
+}
+
 ssize_t mmapfile_write(mmapfile_t *f, const void *buf, size_t n)
 {
 	if (check_io(f, true, buf, n, 0) != 0)
 		return -1;
 	if (n == 0)
 		return 0;
+	/* One thread: a write inside what is mapped and allocated (which keeps
+	 * cursor + n in range) is one copy. */
+	if (mmf_one_thread() && !f->append && write_fast(f, buf, n, f->cursor) > 0) {
+		f->cursor += (off_t)n;
+		return (ssize_t)n;
+	}
 	return mmf_cursor_write(f, buf, n, f->append);
 }
 
