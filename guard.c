@@ -71,6 +71,11 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 		/* Whole pages of the mapping: huge ones on hugetlbfs. */
 		uintptr_t mask = f->page - 1 > page_mask ? f->page - 1 : page_mask;
 		uintptr_t start = addr & ~mask, end = (g->hi + mask) & ~mask;
+		/* A private handle's pages past the file's are its own anonymous
+		 * memory, which never faults: the patch stops short of them. */
+		uintptr_t own = (uintptr_t)f->base + f->private_file;
+		if (f->private_map && f->base && end > own && start < own)
+			end = own;
 		void *p = mmap((void *)start, end - start, PROT_READ | PROT_WRITE,
 		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 		errno = saved;

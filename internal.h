@@ -64,8 +64,9 @@ enum mmf_sticky {
 };
 
 /* What a copy without locks may use: a mapping of the file's first len bytes
- * at base.  Views are never unmapped or freed while the handle is open, so a
- * copy that loaded an old one still touches the file's own pages. */
+ * at base.  Views are never freed, nor (but for a private handle's, see
+ * below) unmapped, while the handle is open, so a copy that loaded an old
+ * one still touches the file's own pages. */
 struct mmf_view {
 	char *base;
 	size_t len;
@@ -73,7 +74,10 @@ struct mmf_view {
 };
 
 /* Address space the handle mapped: a region reserved at base, the file
- * mapped over its first mapped bytes.  Kept until close. */
+ * mapped over its first mapped bytes.  Kept until close; a private
+ * handle's old region, a copy no one else maps, is unmapped when its bytes
+ * move to a new one, with no lock-free copy in flight and no view held
+ * (map.c, move_region). */
 struct mmf_region {
 	char *base;
 	size_t mapped, reserved;
@@ -258,6 +262,8 @@ static inline bool mmf_take_dirty(struct mmapfile *f, off_t *lo, off_t *hi)
 
 /* map.c: the mapping and the file's length.  All need map_lock exclusive. */
 MMF_HIDDEN int mmf_map_to(struct mmapfile *f, off_t len);
+/* Address space for the handle's maximum, nothing mapped yet (open). */
+MMF_HIDDEN int mmf_reserve(struct mmapfile *f);
 MMF_HIDDEN int mmf_grow(struct mmapfile *f, off_t off, off_t end, bool reserve);
 /* Cut the file to len, between mmf_cut_begin and mmf_cut_end. */
 MMF_HIDDEN int mmf_cut(struct mmapfile *f, off_t len);

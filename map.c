@@ -163,6 +163,20 @@ static char *map_region(struct mmapfile *f, size_t want, size_t file_end, size_t
 	return r;
 }
 
+int mmf_reserve(struct mmapfile *f)
+{
+	size_t max = page_round(f, f->max_size);
+	char *r = max ? reserve_space(f, max) : NULL;
+	if (!r) {
+		errno = ENOMEM;
+		return -1;
+	}
+	f->base = r;
+	f->map_len = 0;
+	f->reserved = max;
+	return 0;
+}
+
 /* Map the file further into the current region's reserve: with mremap(2),
  * which grows the mapping in place once the reserved pages after it are
  * released; without it, by mapping over those pages. */
@@ -324,9 +338,12 @@ static int extend_file(struct mmapfile *f, off_t start, off_t target)
 	int err = errno;
 	if (err == EOPNOTSUPP || err == ENOSYS)
 		return mmf_sys.ftruncate(f->fd, target); /* no fallocate: sparse */
+	/* Back to the old length if the failed call changed it (but not over
+	 * another process's growth past the target); hugetlbfs keeps the pages
+	 * a failed fallocate got past the end until a truncate lets them go. */
 	struct stat st;
-	/* hugetlbfs keeps the pages a failed fallocate got past the end */
-	if (mmf_sys.fstat(f->fd, &st) == 0 && (st.st_size != f->file_len || f->hugetlb))
+	if (mmf_sys.fstat(f->fd, &st) == 0 &&
+	    ((st.st_size > f->file_len && st.st_size <= target) || (f->hugetlb && st.st_size == f->file_len)))
 		mmf_sys.ftruncate(f->fd, f->file_len);
 	errno = err;
 	return -1;
@@ -477,6 +494,45 @@ static bool remap_file(struct mmapfile *f, char *base, size_t len)
 	return !len || mmf_sys.mmap(base, len, f->prot, MAP_SHARED | MAP_FIXED, f->fd, 0) != MAP_FAILED;
 }
 
+/* A writable mapping of a hugetlbfs file makes the file as long as the
+ * mapping, so after a cut only what the file still holds is mapped again
+ * (the rest goes back to reserve), with no copy in flight; on failure the
+ * call reports ENOMEM and the next one tries again (hugetlbfs has no
+ * write(2) to go on without the mapping). */
+static size_t remap_hugetlb(struct mmapfile *f, char *base, size_t mapped, size_t keep, bool *ok)
+{
+	size_t len = mapped < keep ? mapped : keep;
+	*ok = remap_file(f, base, len) && *ok;
+	if (len < mapped)
+		*ok = mmf_sys.mmap(base + len, mapped - len, PROT_NONE,
+		                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) !=
+		              MAP_FAILED && *ok;
+	return len;
+}
+
+static int restore_hugetlb(struct mmapfile *f)
+{
+	struct stat st;
+	if (mmf_sys.fstat(f->fd, &st) != 0)
+		return -1;
+	size_t keep = page_round(f, st.st_size);
+	bool ok = true;
+	mmf_cut_begin(f);
+	forget_past(f, (off_t)keep);
+	if (f->base)
+		f->map_len = remap_hugetlb(f, f->base, f->map_len, keep, &ok);
+	for (struct mmf_region *r = f->retired; r; r = r->older)
+		r->mapped = remap_hugetlb(f, r->base, r->mapped, keep, &ok);
+	publish_view(f);
+	mmf_update_limit(f);
+	mmf_cut_end(f);
+	if (!ok) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
 /* Put the file back under every page the fault guard patched: one mapping
  * over each region's addresses replaces them all. */
 static int restore_mapping(struct mmapfile *f)
@@ -490,8 +546,10 @@ static int restore_mapping(struct mmapfile *f)
 		atomic_store(&f->restored, seen);
 		return 0;
 	}
-	bool ok = !f->base || remap_file(f, f->base, f->map_len);
-	for (struct mmf_region *r = f->retired; r; r = r->older)
+	if (f->hugetlb && restore_hugetlb(f) != 0)
+		return -1;
+	bool ok = f->hugetlb || !f->base || remap_file(f, f->base, f->map_len);
+	for (struct mmf_region *r = f->retired; r && !f->hugetlb; r = r->older)
 		ok = remap_file(f, r->base, r->mapped) && ok;
 	if (!ok) {
 		/* Patched pages may remain: go on without the mapping, through

@@ -350,7 +350,14 @@ int mmf_attach(struct mmapfile *f, const struct mmapfile_options *o)
 		mmf_options_apply(f, o);
 	/* A private handle's bytes past what it maps are its own, so it maps
 	 * at open; options ask for a mapping too. */
+	if (o && f->mapless) {
+		errno = EACCES; /* options about a mapping, and the file cannot be mapped */
+		return -1;
+	}
 	if ((f->file_len >= MMF_MAP_AT_OPEN || o) && mmf_map_to(f, f->file_len) != 0)
+		return -1;
+	/* A maximum is reserved at open, also for an empty file. */
+	if (o && o->max_size && !f->base && mmf_reserve(f) != 0)
 		return -1;
 	mmf_update_limit(f);
 	return o ? mmf_options_start(f, o) : 0;

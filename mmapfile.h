@@ -17,6 +17,7 @@
 #endif
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -151,7 +152,8 @@ MMAPFILE_API FILE *mmapfile_fopen(mmapfile_t *f, const char *mode);
  * (E2BIG otherwise), as openat2(2) does.  A zeroed struct asks for nothing
  * beyond mmapfile_open.  See mmapfile_open_ex(3). */
 struct mmapfile_options {
-	size_t size;           /* sizeof(struct mmapfile_options) */
+	uint64_t size;         /* sizeof(struct mmapfile_options); fixed-width fields give
+	                        * every ABI the same layout */
 	unsigned int flags;    /* MMAPFILE_OPT_* */
 	int advice;            /* access pattern kept across remaps: MMAPFILE_MADV_NORMAL,
 	                        * _RANDOM or _SEQUENTIAL */
@@ -160,6 +162,7 @@ struct mmapfile_options {
 	                        * while the file stays within max_size bytes (0: none) */
 };
 #define MMAPFILE_OPTIONS_SIZE_VER0 32 /* the first version's size */
+#define MMAPFILE_OPTIONS_SIZE_MAX 4096 /* larger: E2BIG, unread */
 
 #define MMAPFILE_OPT_PRIVATE  0x1u /* copy-on-write: writes never reach the file */
 #define MMAPFILE_OPT_POPULATE 0x2u /* fault the pages in at open and after growth */

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <string.h>
 
+_Static_assert(sizeof(struct mmapfile_options) == MMAPFILE_OPTIONS_SIZE_VER0,
+               "the first version's size is part of the ABI");
+
 #define MMF_OPT_KNOWN (MMAPFILE_OPT_PRIVATE | MMAPFILE_OPT_POPULATE | MMAPFILE_OPT_LOCK | \
                        MMAPFILE_OPT_HUGEPAGE)
 
@@ -20,13 +23,17 @@ int mmf_options_read(const struct mmapfile_options *in, struct mmapfile_options 
 		errno = EINVAL;
 		return -1;
 	}
+	if (in->size > MMAPFILE_OPTIONS_SIZE_MAX) {
+		errno = E2BIG; /* as openat2(2): past a page, not even read */
+		return -1;
+	}
 	const unsigned char *bytes = (const unsigned char *)in;
 	for (size_t i = sizeof *out; i < in->size; i++)
 		if (bytes[i]) {
 			errno = E2BIG;
 			return -1;
 		}
-	memcpy(out, in, in->size < sizeof *out ? in->size : sizeof *out);
+	memcpy(out, in, in->size < sizeof *out ? (size_t)in->size : sizeof *out);
 	if ((out->flags & ~MMF_OPT_KNOWN) || out->prefetch < 0 || out->max_size < 0 ||
 	    (out->advice != MMAPFILE_MADV_NORMAL && out->advice != MMAPFILE_MADV_RANDOM &&
 	     out->advice != MMAPFILE_MADV_SEQUENTIAL)) {
@@ -63,6 +70,12 @@ static size_t mapped_span(const struct mmapfile *f, off_t len)
 
 int mmf_options_start(struct mmapfile *f, const struct mmapfile_options *o)
 {
+	/* The rest of a private handle's last file page follows the file (the
+	 * page is shared until written), yet must read as zeros when the size
+	 * grows: it is written now. */
+	if (f->private_map && f->writable && f->base && (size_t)f->file_len < f->private_file)
+		mmf_guarded_fill(f, f->base + f->file_len, f->base + f->file_len, NULL,
+		                 f->private_file - (size_t)f->file_len);
 	/* Advice the kernel refuses (huge pages without THP) fails the open
 	 * here, rather than being dropped without a word at every remap. */
 	if (f->base) {

@@ -71,19 +71,22 @@ off_t mmapfile_resident(mmapfile_t *f, off_t off, size_t len)
 	if (begin(f, off, len, true) != 0)
 		return -1;
 	off_t size = mmf_size(f), page = (off_t)f->page, start, end, total = 0;
+	/* mincore(2) answers per system page, also inside a huge page: the
+	 * huge page is resident when its first system page is. */
+	size_t step = f->page / f->sys_page;
 	if (page_span(f, off, len, size, f->map_len, &start, &end)) {
 		unsigned char vec[4096];
 		while (start < end) {
 			size_t n = (size_t)((end - start) / page);
-			if (n > sizeof vec)
-				n = sizeof vec;
+			if (n > sizeof vec / step)
+				n = sizeof vec / step;
 			if (mincore(f->base + start, n * f->page, vec) != 0) {
 				total = -1;
 				break;
 			}
 			/* Whole pages; the file's last one only up to its end. */
 			for (size_t i = 0; i < n; i++, start += page)
-				if (vec[i] & 1)
+				if (vec[i * step] & 1)
 					total += size - start < page ? size - start : page;
 		}
 	}
