@@ -302,9 +302,7 @@ static struct outcome run_and_kill(const struct variant *v, const char *path, co
 
 	int p[2];
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t pid = tu_fork();
 	if (pid == 0) {
 		close(p[0]);
 		child(v, path, ops, seed, p[1]);
@@ -338,8 +336,7 @@ static struct outcome run_and_kill(const struct variant *v, const char *path, co
 		nanosleep(&ts, NULL);
 	}
 	kill(pid, SIGKILL);
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	int st = tu_wait(pid);
 	/* What it reported before it died. */
 	while (!eof && read(p[0], &r, sizeof r) == (ssize_t)sizeof r) {
 		if (r.err) {

@@ -16,7 +16,6 @@
 #include "internal.h"
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -193,24 +192,6 @@ struct ctx {
 	const char *path, *twin_path;
 };
 
-static off_t fd_size(int fd)
-{
-	struct stat st;
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	return st.st_size;
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	ck_assert_ptr_nonnull(d);
-	int n = 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* The same bytes at the same offsets on both files (a plain descriptor
  * standing for another process on the handle's file). */
 static void both_pwrite(struct ctx *c, const void *buf, size_t n, off_t off)
@@ -255,7 +236,7 @@ static void require_same_files(const char *a, const char *b, bool exact)
  * the file must be the twin exactly. */
 static void verify_and_close(struct ctx *c)
 {
-	off_t size = fd_size(c->twin);
+	off_t size = tu_fd_size(c->twin);
 	unsigned char *want = malloc((size_t)size + 1), *got = malloc((size_t)size + 1);
 	ck_assert(want && got);
 	ck_assert_int_eq(pread(c->twin, want, (size_t)size, 0), size);
@@ -423,7 +404,7 @@ static long op_append(struct ctx *c, int *e)
 }
 static void apply_append(struct ctx *c, long r)
 {
-	off_t end = fd_size(c->twin);
+	off_t end = tu_fd_size(c->twin);
 	twin_write(c, payload, (size_t)r, end);
 	c->cursor = end + r;
 }
@@ -563,7 +544,7 @@ static int files_begin(struct ctx *c, uint64_t seed)
 	tu_write_file(c->path, init, (size_t)INITIAL);
 	tu_write_file(c->twin_path, init, (size_t)INITIAL);
 	free(init);
-	int fds = count_fds();
+	int fds = tu_count_fds();
 	c->twin = open(c->twin_path, O_RDWR);
 	ck_assert_int_ge(c->twin, 0);
 	return fds;
@@ -573,7 +554,7 @@ static int files_begin(struct ctx *c, uint64_t seed)
 static void files_end(struct ctx *c, int fds)
 {
 	close(c->twin);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 	unlink(c->path);
 	unlink(c->twin_path);
 }
@@ -654,7 +635,7 @@ static void seq_step(struct ctx *c, uint64_t *rng)
 	uint64_t op = tu_rand(rng) % 9;
 	size_t n = (size_t)(tu_rand(rng) % 3 == 0 ? tu_rand(rng) % (40 << 10) : tu_rand(rng) % 600);
 	off_t off = (off_t)(tu_rand(rng) % (300 << 10));
-	off_t before = fd_size(c->twin);
+	off_t before = tu_fd_size(c->twin);
 	long injected_before = injected;
 	long r;
 	errno = 0;
@@ -725,7 +706,7 @@ static void seq_step(struct ctx *c, uint64_t *rng)
 		              (int)op, kind_name[failed_kind], strerror(armed_err), strerror(err));
 	}
 	paused = true;
-	ck_assert_int_eq(mmapfile_size(c->f), fd_size(c->twin));
+	ck_assert_int_eq(mmapfile_size(c->f), tu_fd_size(c->twin));
 	ck_assert_int_eq(mmapfile_seek(c->f, 0, SEEK_CUR), c->cursor);
 	paused = false;
 }

@@ -103,6 +103,23 @@ static bool fail_now(enum kind k)
 	return false;
 }
 
+/* The nth call of kind k (counted from the spy's install) fails with err. */
+static void fail_nth(enum kind k, long n, int err)
+{
+	fail_at[k] = n;
+	fail_err[k] = err;
+}
+
+/* The flush's writeback fails with EIO: with a ring the fsync's
+ * completion (the second), without one the next fdatasync(2). */
+static void fail_writeback(bool ring)
+{
+	if (ring)
+		fail_nth(K_REAP, 2, EIO);
+	else
+		fail_nth(K_FDATASYNC, calls[K_FDATASYNC] + 1, EIO);
+}
+
 static int w_sfr(int fd, off_t off, off_t len, unsigned int flags)
 {
 	if (fail_now(K_SFR))
@@ -265,10 +282,7 @@ static int fsync_requests(unsigned int *flags, int max)
 /* A file of size random bytes, and its twin. */
 static void make_pair(const char *p, const char *twin, off_t size, uint64_t seed)
 {
-	unsigned char *buf = malloc((size_t)size + 1);
-	ck_assert_ptr_nonnull(buf);
-	tu_fill(buf, (size_t)size, seed);
-	tu_write_file(p, buf, (size_t)size);
+	unsigned char *buf = tu_make_file(p, (size_t)size, seed, false);
 	tu_write_file(twin, buf, (size_t)size);
 	free(buf);
 }
@@ -289,6 +303,36 @@ static void twin_pwrite(int fd, const void *buf, size_t n, off_t off)
 	ck_assert_int_eq(pwrite(fd, buf, n, off), (ssize_t)n);
 }
 
+/* A test's file with a handle on it, and its twin with a plain descriptor. */
+struct pair {
+	mmapfile_t *f;
+	int twin;
+	const char *p, *tp;
+};
+
+/* The spy installed (ring or not), a pair of size random bytes from seed,
+ * the handle opened with flags, the twin read-write. */
+static void pair_open(struct pair *c, bool ring, int flags, off_t size, uint64_t seed)
+{
+	spy_install(ring);
+	c->p = tu_path("f");
+	c->tp = tu_path("twin");
+	make_pair(c->p, c->tp, size, seed);
+	c->f = mmapfile_open(c->p, flags, 0);
+	ck_assert_ptr_nonnull(c->f);
+	c->twin = open(c->tp, O_RDWR);
+	ck_assert_int_ge(c->twin, 0);
+}
+
+/* Both closed; the file is its twin; the spy removed. */
+static void pair_close(struct pair *c)
+{
+	ck_assert_int_eq(mmapfile_close(c->f), 0);
+	close(c->twin);
+	require_same(c->p, c->tp);
+	spy_remove();
+}
+
 /* ---- data and size after the wait ---- */
 
 static const int data_flags[] = {
@@ -302,13 +346,8 @@ static const int data_flags[] = {
 START_TEST(test_data_after_wait)
 {
 	int flags = data_flags[_i / 2];
-	spy_install(variant_ring(_i));
-	const char *p = tu_path("f"), *tp = tu_path("twin");
-	make_pair(p, tp, 20000, 1 + (uint64_t)_i);
-	mmapfile_t *f = mmapfile_open(p, flags, 0);
-	ck_assert_ptr_nonnull(f);
-	int twin = open(tp, O_RDWR);
-	ck_assert_int_ge(twin, 0);
+	struct pair c;
+	pair_open(&c, variant_ring(_i), flags, 20000, 1 + (uint64_t)_i);
 	static unsigned char buf[40000];
 	uint64_t rng = 99 + (uint64_t)_i;
 	off_t cursor = 0;
@@ -317,32 +356,29 @@ START_TEST(test_data_after_wait)
 			size_t n = (size_t)(tu_rand(&rng) % sizeof buf) + 1;
 			tu_fill(buf, n, tu_rand(&rng));
 			struct stat st;
-			ck_assert_int_eq(fstat(twin, &st), 0);
+			ck_assert_int_eq(fstat(c.twin, &st), 0);
 			if (flags & O_APPEND) {
-				ck_assert_int_eq(mmapfile_write(f, buf, n), (ssize_t)n);
-				twin_pwrite(twin, buf, n, st.st_size);
+				ck_assert_int_eq(mmapfile_write(c.f, buf, n), (ssize_t)n);
+				twin_pwrite(c.twin, buf, n, st.st_size);
 			} else if (tu_rand(&rng) % 2) {
-				ck_assert_int_eq(mmapfile_write(f, buf, n), (ssize_t)n);
-				twin_pwrite(twin, buf, n, cursor);
+				ck_assert_int_eq(mmapfile_write(c.f, buf, n), (ssize_t)n);
+				twin_pwrite(c.twin, buf, n, cursor);
 				cursor += (off_t)n;
 			} else {
 				off_t off = (off_t)(tu_rand(&rng) % (uint64_t)(st.st_size + 30000));
-				ck_assert_int_eq(mmapfile_writeat(f, buf, n, off), (ssize_t)n);
-				twin_pwrite(twin, buf, n, off);
+				ck_assert_int_eq(mmapfile_writeat(c.f, buf, n, off), (ssize_t)n);
+				twin_pwrite(c.twin, buf, n, off);
 			}
 		}
-		ck_assert_int_eq(mmapfile_flush_start(f), 0);
-		ck_assert_int_eq(mmapfile_flush_wait(f), 0);
+		ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
+		ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
 		/* The reserve is gone and the bytes are the twin's. */
-		ck_assert_int_eq(tu_file_size(p), tu_file_size(tp));
-		ck_assert_int_eq(mmapfile_size(f), tu_file_size(tp));
-		require_same(p, tp);
+		ck_assert_int_eq(tu_file_size(c.p), tu_file_size(c.tp));
+		ck_assert_int_eq(mmapfile_size(c.f), tu_file_size(c.tp));
+		require_same(c.p, c.tp);
 	}
-	ck_assert_int_eq(handle_has_ring(f), variant_ring(_i));
-	ck_assert_int_eq(mmapfile_close(f), 0);
-	close(twin);
-	require_same(p, tp);
-	spy_remove();
+	ck_assert_int_eq(handle_has_ring(c.f), variant_ring(_i));
+	pair_close(&c);
 }
 END_TEST
 
@@ -513,22 +549,17 @@ START_TEST(test_sync_modes)
 {
 	bool ring = variant_ring(_i);
 	int flags = _i / 2 ? O_RDWR | O_SYNC : O_RDWR | O_DSYNC;
-	spy_install(ring);
-	const char *p = tu_path("f"), *tp = tu_path("twin");
-	make_pair(p, tp, 70000, 3);
-	mmapfile_t *f = mmapfile_open(p, flags, 0);
-	ck_assert_ptr_nonnull(f);
-	int twin = open(tp, O_RDWR);
-	ck_assert_int_ge(twin, 0);
+	struct pair c;
+	pair_open(&c, ring, flags, 70000, 3);
 	static unsigned char data[5000];
 	tu_fill(data, sizeof data, 4);
-	ck_assert_int_eq(mmapfile_writeat(f, data, sizeof data, 1000), (ssize_t)sizeof data);
-	twin_pwrite(twin, data, sizeof data, 1000);
+	ck_assert_int_eq(mmapfile_writeat(c.f, data, sizeof data, 1000), (ssize_t)sizeof data);
+	twin_pwrite(c.twin, data, sizeof data, 1000);
 	spy_clear();
-	ck_assert_int_eq(mmapfile_flush_start(f), 0);
+	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
 	require_one_start(1000, (off_t)sizeof data);
-	ck_assert_int_eq(mmapfile_flush_wait(f), 0);
-	if (handle_has_ring(f)) {
+	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
+	if (handle_has_ring(c.f)) {
 		unsigned int fl[4] = { 0 };
 		ck_assert_int_eq(fsync_requests(fl, 4), 1);
 		ck_assert_uint_eq(fl[0], (flags & O_SYNC) == O_SYNC ? 0u : IORING_FSYNC_DATASYNC);
@@ -539,17 +570,14 @@ START_TEST(test_sync_modes)
 		ck_assert_int_eq(calls[K_FDATASYNC], 1);
 	}
 	/* A write while a flush is pending: its own flush waits for it. */
-	ck_assert_int_eq(mmapfile_flush_start(f), 0);
-	ck_assert_int_eq(mmapfile_write(f, data, 300), 300);
-	twin_pwrite(twin, data, 300, 0);
-	ck_assert_int_eq(mmapfile_flush_wait(f), 0);
+	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
+	ck_assert_int_eq(mmapfile_write(c.f, data, 300), 300);
+	twin_pwrite(c.twin, data, 300, 0);
+	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
 	ck_assert_int_eq(outstanding, 0);
-	ck_assert_int_eq(tu_file_size(p), tu_file_size(tp));
-	require_same(p, tp);
-	ck_assert_int_eq(mmapfile_close(f), 0);
-	close(twin);
-	require_same(p, tp);
-	spy_remove();
+	ck_assert_int_eq(tu_file_size(c.p), tu_file_size(c.tp));
+	require_same(c.p, c.tp);
+	pair_close(&c);
 }
 END_TEST
 
@@ -560,22 +588,17 @@ END_TEST
  * collects the rest, and every request came back. */
 START_TEST(test_many_starts)
 {
-	spy_install(variant_ring(_i));
-	const char *p = tu_path("f"), *tp = tu_path("twin");
-	make_pair(p, tp, 300000, 8);
-	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(f);
-	int twin = open(tp, O_RDWR);
-	ck_assert_int_ge(twin, 0);
+	struct pair c;
+	pair_open(&c, variant_ring(_i), O_RDWR, 300000, 8);
 	static unsigned char data[3000];
 	for (int i = 0; i < 20; i++) {
 		tu_fill(data, sizeof data, (uint64_t)i);
 		off_t off = (off_t)i * 14000 + 77;
-		ck_assert_int_eq(mmapfile_writeat(f, data, sizeof data, off), (ssize_t)sizeof data);
-		twin_pwrite(twin, data, sizeof data, off);
-		ck_assert_int_eq(mmapfile_flush_start(f), 0);
+		ck_assert_int_eq(mmapfile_writeat(c.f, data, sizeof data, off), (ssize_t)sizeof data);
+		twin_pwrite(c.twin, data, sizeof data, off);
+		ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
 	}
-	ck_assert_int_eq(mmapfile_flush_wait(f), 0);
+	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
 	struct range r[32];
 	ck_assert_int_eq(started_ranges(r, 32), 20);
 	for (int i = 0; i < 20; i++) {
@@ -583,8 +606,8 @@ START_TEST(test_many_starts)
 		ck_assert_int_eq(r[i].len, (off_t)sizeof data);
 	}
 #ifdef MMF_HAVE_LIBURING
-	if (handle_has_ring(f)) {
-		struct io_uring *ring = ((struct mmapfile *)f)->ring;
+	if (handle_has_ring(c.f)) {
+		struct io_uring *ring = ((struct mmapfile *)c.f)->ring;
 		ck_assert_int_eq(outstanding, 0);
 		ck_assert_int_le(max_outstanding, (long)*ring->cq.kring_entries);
 		ck_assert_uint_eq(*ring->cq.koverflow, 0);
@@ -594,11 +617,8 @@ START_TEST(test_many_starts)
 	{
 		ck_assert_int_eq(calls[K_FDATASYNC], 1);
 	}
-	ck_assert_int_eq(mmapfile_flush_wait(f), 0); /* nothing left */
-	ck_assert_int_eq(mmapfile_close(f), 0);
-	close(twin);
-	require_same(p, tp);
-	spy_remove();
+	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0); /* nothing left */
+	pair_close(&c);
 }
 END_TEST
 
@@ -606,70 +626,46 @@ END_TEST
  * then has nothing left; close collects a flush still pending. */
 START_TEST(test_sync_and_close_while_pending)
 {
-	spy_install(variant_ring(_i));
-	const char *p = tu_path("f"), *tp = tu_path("twin");
-	make_pair(p, tp, 90000, 9);
-	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(f);
-	int twin = open(tp, O_RDWR);
-	ck_assert_int_ge(twin, 0);
+	struct pair c;
+	pair_open(&c, variant_ring(_i), O_RDWR, 90000, 9);
 	static unsigned char data[20000];
 	tu_fill(data, sizeof data, 10);
-	ck_assert_int_eq(mmapfile_writeat(f, data, sizeof data, 85000), (ssize_t)sizeof data);
-	twin_pwrite(twin, data, sizeof data, 85000);
-	ck_assert_int_eq(mmapfile_flush_start(f), 0);
-	ck_assert_int_eq(mmapfile_writeat(f, data, 100, 3), 100);
-	twin_pwrite(twin, data, 100, 3);
-	ck_assert_int_eq(mmapfile_sync(f), 0);
+	ck_assert_int_eq(mmapfile_writeat(c.f, data, sizeof data, 85000), (ssize_t)sizeof data);
+	twin_pwrite(c.twin, data, sizeof data, 85000);
+	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
+	ck_assert_int_eq(mmapfile_writeat(c.f, data, 100, 3), 100);
+	twin_pwrite(c.twin, data, 100, 3);
+	ck_assert_int_eq(mmapfile_sync(c.f), 0);
 	ck_assert_int_eq(outstanding, 0);
-	ck_assert_int_eq(tu_file_size(p), tu_file_size(tp));
-	require_same(p, tp);
+	ck_assert_int_eq(tu_file_size(c.p), tu_file_size(c.tp));
+	require_same(c.p, c.tp);
 	spy_clear();
-	ck_assert_int_eq(mmapfile_flush_wait(f), 0);
+	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
 	ck_assert_int_eq(total_calls(), 0);
 
 	/* Close with a flush started: collected before the ring goes. */
-	ck_assert_int_eq(mmapfile_writeat(f, data, 5000, 50), 5000);
-	twin_pwrite(twin, data, 5000, 50);
-	ck_assert_int_eq(mmapfile_flush_start(f), 0);
-	bool ring = handle_has_ring(f);
+	ck_assert_int_eq(mmapfile_writeat(c.f, data, 5000, 50), 5000);
+	twin_pwrite(c.twin, data, 5000, 50);
+	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
+	bool ring = handle_has_ring(c.f);
 	spy_clear();
-	ck_assert_int_eq(mmapfile_close(f), 0);
+	ck_assert_int_eq(mmapfile_close(c.f), 0);
 	if (ring) {
 		ck_assert_int_eq(outstanding, 0);
 		ck_assert_int_eq(calls[K_REAP], 2);
 	} else {
 		ck_assert_int_eq(calls[K_FDATASYNC], 1);
 	}
-	close(twin);
-	require_same(p, tp);
+	close(c.twin);
+	require_same(c.p, c.tp);
 	spy_remove();
 }
 END_TEST
 
 /* ---- errors ---- */
 
-/* One flush of 8 KiB written at 4096 on a fresh handle; the handle and the
- * twin's descriptor. */
-struct errcase {
-	mmapfile_t *f;
-	int twin;
-	const char *p, *tp;
-};
 
-static void err_begin(struct errcase *c, int i)
-{
-	spy_install(variant_ring(i));
-	c->p = tu_path("f");
-	c->tp = tu_path("twin");
-	make_pair(c->p, c->tp, 100000, 12);
-	c->f = mmapfile_open(c->p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(c->f);
-	c->twin = open(c->tp, O_RDWR);
-	ck_assert_int_ge(c->twin, 0);
-}
-
-static void err_write(struct errcase *c, off_t off, size_t n)
+static void err_write(struct pair *c, off_t off, size_t n)
 {
 	static unsigned char data[16384];
 	tu_fill(data, n, (uint64_t)off);
@@ -677,9 +673,16 @@ static void err_write(struct errcase *c, off_t off, size_t n)
 	twin_pwrite(c->twin, data, n, off);
 }
 
+/* One flush of 8 KiB written at 4096 on a fresh handle of 100000 bytes. */
+static void err_begin(struct pair *c, int i)
+{
+	pair_open(c, variant_ring(i), O_RDWR, 100000, 12);
+	err_write(c, 4096, 8192);
+}
+
 /* After an error the handle works: another write, flush and wait succeed,
  * and the file is the twin. */
-static void err_end(struct errcase *c)
+static void err_end(struct pair *c)
 {
 	for (int k = 0; k < K_N; k++)
 		fail_at[k] = 0;
@@ -688,10 +691,7 @@ static void err_end(struct errcase *c)
 	ck_assert_int_eq(mmapfile_flush_start(c->f), 0);
 	ck_assert_int_eq(mmapfile_flush_wait(c->f), 0);
 	require_same(c->p, c->tp);
-	ck_assert_int_eq(mmapfile_close(c->f), 0);
-	close(c->twin);
-	require_same(c->p, c->tp);
-	spy_remove();
+	pair_close(c);
 }
 
 static void require_fails(int rc, int err)
@@ -705,16 +705,9 @@ static void require_fails(int rc, int err)
  * comes back from the wait, once. */
 START_TEST(test_writeback_error)
 {
-	struct errcase c;
+	struct pair c;
 	err_begin(&c, _i);
-	err_write(&c, 4096, 8192);
-	if (variant_ring(_i)) {
-		fail_at[K_REAP] = 2; /* the fsync's completion */
-		fail_err[K_REAP] = EIO;
-	} else {
-		fail_at[K_FDATASYNC] = calls[K_FDATASYNC] + 1;
-		fail_err[K_FDATASYNC] = EIO;
-	}
+	fail_writeback(variant_ring(_i));
 	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
 	require_fails(mmapfile_flush_wait(c.f), EIO);
 	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0); /* reported once */
@@ -727,16 +720,13 @@ END_TEST
  * cancelled): the wait reports the start's error, not the cancellation. */
 START_TEST(test_range_error)
 {
-	struct errcase c;
+	struct pair c;
 	err_begin(&c, _i);
-	err_write(&c, 4096, 8192);
 	if (variant_ring(_i)) {
-		fail_at[K_REAP] = 1;
-		fail_err[K_REAP] = EIO;
+		fail_nth(K_REAP, 1, EIO);
 		reap_res_at2 = 2;
 	} else {
-		fail_at[K_SFR] = 1;
-		fail_err[K_SFR] = EIO;
+		fail_nth(K_SFR, 1, EIO);
 	}
 	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
 	require_fails(mmapfile_flush_wait(c.f), EIO);
@@ -750,16 +740,12 @@ END_TEST
  * the wait then has nothing to report. */
 START_TEST(test_sync_reports_pending_error)
 {
-	struct errcase c;
+	struct pair c;
 	err_begin(&c, _i);
-	err_write(&c, 4096, 8192);
-	if (variant_ring(_i)) {
-		fail_at[K_REAP] = 2;
-		fail_err[K_REAP] = EIO;
-	} else {
-		fail_at[K_SFR] = 1;
-		fail_err[K_SFR] = EIO;
-	}
+	if (variant_ring(_i))
+		fail_nth(K_REAP, 2, EIO);
+	else
+		fail_nth(K_SFR, 1, EIO);
 	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
 	require_fails(mmapfile_sync(c.f), EIO);
 	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
@@ -772,29 +758,18 @@ END_TEST
  * error; the handle is freed all the same. */
 START_TEST(test_close_reports_pending_error)
 {
-	spy_install(variant_ring(_i));
-	const char *p = tu_path("f"), *tp = tu_path("twin");
-	make_pair(p, tp, 100000, 13);
-	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(f);
+	struct pair c;
+	pair_open(&c, variant_ring(_i), O_RDWR, 100000, 13);
 	static unsigned char data[6000];
 	tu_fill(data, sizeof data, 14);
-	ck_assert_int_eq(mmapfile_writeat(f, data, sizeof data, 500), (ssize_t)sizeof data);
-	if (variant_ring(_i)) {
-		fail_at[K_REAP] = 2;
-		fail_err[K_REAP] = EIO;
-	} else {
-		fail_at[K_FDATASYNC] = calls[K_FDATASYNC] + 1;
-		fail_err[K_FDATASYNC] = EIO;
-	}
-	ck_assert_int_eq(mmapfile_flush_start(f), 0);
-	require_fails(mmapfile_close(f), EIO);
+	ck_assert_int_eq(mmapfile_writeat(c.f, data, sizeof data, 500), (ssize_t)sizeof data);
+	fail_writeback(variant_ring(_i));
+	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
+	require_fails(mmapfile_close(c.f), EIO);
 	/* The bytes are in the file all the same (the page cache has them). */
-	int twin = open(tp, O_RDWR);
-	ck_assert_int_ge(twin, 0);
-	twin_pwrite(twin, data, sizeof data, 500);
-	close(twin);
-	require_same(p, tp);
+	twin_pwrite(c.twin, data, sizeof data, 500);
+	close(c.twin);
+	require_same(c.p, c.tp);
 	spy_remove();
 }
 END_TEST
@@ -804,11 +779,9 @@ END_TEST
  * flush stays queued, and the wait submits it and collects it. */
 START_TEST(test_submit_refused)
 {
-	struct errcase c;
+	struct pair c;
 	err_begin(&c, 0);
-	err_write(&c, 4096, 8192);
-	fail_at[K_SUBMIT] = 1;
-	fail_err[K_SUBMIT] = EAGAIN;
+	fail_nth(K_SUBMIT, 1, EAGAIN);
 	require_fails(mmapfile_flush_start(c.f), EAGAIN);
 	ck_assert_int_eq(sqe_n, 0);
 	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
@@ -818,7 +791,7 @@ START_TEST(test_submit_refused)
 	ck_assert_int_eq(outstanding, 0);
 	/* And a sync with a refused flush queued submits it first. */
 	err_write(&c, 20000, 100);
-	fail_at[K_SUBMIT] = calls[K_SUBMIT] + 1;
+	fail_nth(K_SUBMIT, calls[K_SUBMIT] + 1, EAGAIN);
 	require_fails(mmapfile_flush_start(c.f), EAGAIN);
 	ck_assert_int_eq(mmapfile_sync(c.f), 0);
 	ck_assert_int_eq(outstanding, 0);
@@ -833,9 +806,8 @@ END_TEST
  * completion for its own. */
 START_TEST(test_reap_fails)
 {
-	struct errcase c;
+	struct pair c;
 	err_begin(&c, 0);
-	err_write(&c, 4096, 8192);
 	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
 	reap_fail_at = 1;
 	reap_fail_err = EBUSY;
@@ -890,15 +862,12 @@ static void *worker_run(void *arg)
  * then): every call succeeds and the file is what they wrote. */
 START_TEST(test_threads)
 {
-	spy_install(variant_ring(_i));
-	const char *p = tu_path("f"), *tp = tu_path("twin");
-	make_pair(p, tp, 5000, 15);
-	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(f);
+	struct pair c;
+	pair_open(&c, variant_ring(_i), O_RDWR, 5000, 15);
 	pthread_t th[T_THREADS];
 	struct worker w[T_THREADS];
 	for (int t = 0; t < T_THREADS; t++) {
-		w[t] = (struct worker){ f, t + 1, 0 };
+		w[t] = (struct worker){ c.f, t + 1, 0 };
 		ck_assert_int_eq(pthread_create(&th[t], NULL, worker_run, &w[t]), 0);
 	}
 	for (int t = 0; t < T_THREADS; t++) {
@@ -906,20 +875,15 @@ START_TEST(test_threads)
 		ck_assert_int_eq(w[t].failures, 0);
 	}
 	ck_assert_int_eq(outstanding, 0);
-	int twin = open(tp, O_RDWR);
-	ck_assert_int_ge(twin, 0);
 	unsigned char data[T_CHUNK];
 	for (int t = 1; t <= T_THREADS; t++)
 		for (int i = 0; i < T_ROUNDS; i++) {
 			tu_fill(data, sizeof data, (uint64_t)(t * 1000 + i));
-			twin_pwrite(twin, data, sizeof data, (off_t)t * MiB + (off_t)i * T_CHUNK);
+			twin_pwrite(c.twin, data, sizeof data, (off_t)t * MiB + (off_t)i * T_CHUNK);
 		}
-	close(twin);
-	ck_assert_int_eq(tu_file_size(p), tu_file_size(tp)); /* no reserve after the last wait */
-	require_same(p, tp);
-	ck_assert_int_eq(mmapfile_close(f), 0);
-	require_same(p, tp);
-	spy_remove();
+	ck_assert_int_eq(tu_file_size(c.p), tu_file_size(c.tp)); /* no reserve after the last wait */
+	require_same(c.p, c.tp);
+	pair_close(&c);
 }
 END_TEST
 
@@ -930,26 +894,10 @@ END_TEST
  * whoever wrote them. */
 static long mapping_dirty_bytes(const void *addr)
 {
-	FILE *fp = fopen("/proc/self/smaps", "r");
-	ck_assert_ptr_nonnull(fp);
-	char line[512];
-	bool in = false, found = false;
-	long kb = 0;
-	while (fgets(line, sizeof line, fp)) {
-		unsigned long lo, hi;
-		char perms[8];
-		long v;
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) { /* a mapping's first line */
-			in = lo == (uintptr_t)addr;
-			found |= in;
-		} else if (in && (sscanf(line, "Shared_Dirty: %ld kB", &v) == 1 ||
-		                  sscanf(line, "Private_Dirty: %ld kB", &v) == 1)) {
-			kb += v;
-		}
-	}
-	fclose(fp);
-	ck_assert_msg(found, "mapping %p not in /proc/self/smaps", addr);
-	return kb * 1024;
+	struct tu_vma v;
+	ck_assert_msg(tu_find_vma(addr, &v) && v.start == (uintptr_t)addr, "mapping %p not in /proc/self/smaps",
+	              addr);
+	return v.dirty_kb * 1024;
 }
 
 /* Touch every page of the test's mapping, so that smaps counts them. */
@@ -1024,9 +972,8 @@ END_TEST
  * ramfs keep them in memory: never dirty in the sense tested here). */
 static bool disk_backed(const char **why)
 {
-	const char *tmp = getenv("TMPDIR");
 	struct statfs sf;
-	if (statfs(tmp && *tmp ? tmp : "/tmp", &sf) != 0) {
+	if (statfs(tu_tmpdir(), &sf) != 0) {
 		*why = "statfs of the test directory failed";
 		return false;
 	}
@@ -1041,9 +988,8 @@ static bool disk_backed(const char **why)
  * scratch file says so. */
 static bool ring_works(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char path[4096];
-	snprintf(path, sizeof path, "%s/mmapfile-flush-probe-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	snprintf(path, sizeof path, "%s/mmapfile-flush-probe-XXXXXX", tu_tmpdir());
 	int fd = mkstemp(path);
 	if (fd < 0)
 		return false;

@@ -24,7 +24,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,39 +38,14 @@
 
 /* ---- the small file systems ---- */
 
-static char mounts[4][4352];
-static int nmounts;
-
-/* Checked teardown (Check runs teardowns in reverse order, so this comes
- * before the fixture removes its directory) and atexit (a failed assertion
- * ends the test with exit()). */
-static void unmount_all(void)
-{
-	while (nmounts > 0) {
-		nmounts--;
-		umount2(mounts[nmounts], MNT_DETACH);
-		rmdir(mounts[nmounts]);
-	}
-}
-
 /* A tmpfs of size_kib KiB and at most inodes inodes (its root included), on
- * a new directory of the fixture's. */
+ * a new directory of the fixture's (unmounted by its teardown). */
 static const char *disk(const char *name, long size_kib, int inodes)
 {
-	static bool registered;
-	if (!registered) {
-		atexit(unmount_all);
-		registered = true;
-	}
-	ck_assert_int_lt(nmounts, 4);
-	char *dir = mounts[nmounts];
-	snprintf(dir, sizeof mounts[0], "%s", tu_path(name));
-	ck_assert_msg(mkdir(dir, 0700) == 0, "mkdir %s: %s", dir, strerror(errno));
 	char opts[96];
 	snprintf(opts, sizeof opts, "size=%ldk,nr_inodes=%d,mode=0700", size_kib, inodes);
-	ck_assert_msg(mount("mmapfile-test", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) == 0,
-	              "mount tmpfs (%s): %s", opts, strerror(errno));
-	nmounts++;
+	const char *dir = tu_mount(name, "tmpfs", opts);
+	ck_assert_msg(dir != NULL, "mount tmpfs (%s): %s", opts, strerror(errno));
 	return dir;
 }
 
@@ -92,22 +66,6 @@ static off_t free_bytes(const char *dir)
 }
 
 /* ---- data and checks ---- */
-
-static unsigned char *pattern(size_t n, uint64_t seed)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	ck_assert_ptr_nonnull(p);
-	tu_fill(p, n, seed);
-	return p;
-}
-
-static size_t first_diff(const unsigned char *a, const unsigned char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (a[i] != b[i])
-			return i;
-	return n;
-}
 
 /* Figures for the report at the end. */
 static unsigned long n_enospc, n_short, n_checked;
@@ -139,7 +97,7 @@ static void check_handle(mmapfile_t *f, const unsigned char *want, size_t n)
 	unsigned char *buf = malloc(n + 4096);
 	ck_assert_ptr_nonnull(buf);
 	ck_assert_int_eq(mmapfile_readat(f, buf, n + 4096, 0), (ssize_t)n);
-	size_t i = first_diff(buf, want, n);
+	size_t i = tu_first_diff(buf, want, n);
 	ck_assert_msg(i == n, "through the handle: byte %zu of %zu differs", i, n);
 
 	int fd = open(mmapfile_name(f), O_RDONLY | O_CLOEXEC);
@@ -148,13 +106,8 @@ static void check_handle(mmapfile_t *f, const unsigned char *want, size_t n)
 	ck_assert_int_eq(fstat(fd, &st), 0);
 	ck_assert_msg(st.st_size >= (off_t)n, "file on disk %lld bytes, %zu written",
 	              (long long)st.st_size, n);
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
-		ck_assert_msg(r > 0, "pread: %zd %s", r, strerror(errno));
-		got += (size_t)r;
-	}
-	i = first_diff(buf, want, n);
+	tu_pread_all(fd, buf, n, 0);
+	i = tu_first_diff(buf, want, n);
 	ck_assert_msg(i == n, "through read(2): byte %zu of %zu differs", i, n);
 	for (off_t o = (off_t)n; o < st.st_size;) {
 		ssize_t r = pread(fd, buf, 4096, o);
@@ -175,7 +128,7 @@ static void check_file(const char *path, const unsigned char *want, size_t n)
 	size_t got;
 	unsigned char *buf = tu_read_file(path, &got);
 	ck_assert_msg(got == n, "%s: %zu bytes on disk, %zu reported written", path, got, n);
-	size_t i = first_diff(buf, want, n);
+	size_t i = tu_first_diff(buf, want, n);
 	ck_assert_msg(i == n, "%s: byte %zu differs", path, i);
 	free(buf);
 	n_checked += n;
@@ -187,7 +140,7 @@ static void check_same_files(const char *a, const char *b)
 	size_t na, nb;
 	unsigned char *pa = tu_read_file(a, &na), *pb = tu_read_file(b, &nb);
 	ck_assert_msg(na == nb, "%s: %zu bytes, its twin %zu", a, na, nb);
-	size_t i = first_diff(pa, pb, na);
+	size_t i = tu_first_diff(pa, pb, na);
 	ck_assert_msg(i == na, "%s: byte %zu differs from its twin", a, i);
 	free(pa);
 	free(pb);
@@ -207,7 +160,7 @@ static void sync_full(mmapfile_t *f)
 /* A file of n bytes written with write(2), for the space it takes. */
 static void filler(const char *path, size_t n)
 {
-	unsigned char *p = pattern(n, 0xf111e4);
+	unsigned char *p = tu_random_bytes(n, 0xf111e4);
 	tu_write_file(path, p, n);
 	free(p);
 }
@@ -297,7 +250,7 @@ START_TEST(test_write_fill)
 	size_t room = (size_t)c->disk_kib * 1024;
 	filler(in(d, "filler"), room / 4);
 	filler(in(t, "filler"), room / 4);
-	unsigned char *data = pattern(room + 2 * c->chunk, 1000 + (uint64_t)_i);
+	unsigned char *data = tu_random_bytes(room + 2 * c->chunk, 1000 + (uint64_t)_i);
 
 	/* The twin: where write(2) finds the disk full, with the filler and
 	 * after it is removed. */
@@ -430,7 +383,7 @@ START_TEST(test_writeat_fill)
 	for (off_t o = 0; o < end; o += 64 * KiB) {
 		ssize_t r = mmapfile_readat(f, a, 64 * KiB, o);
 		ck_assert_int_eq(r, pread(tfd, b, 64 * KiB, o));
-		ck_assert_msg(first_diff(a, b, (size_t)r) == (size_t)r, "readat at %lld differs", (long long)o);
+		ck_assert_msg(tu_first_diff(a, b, (size_t)r) == (size_t)r, "readat at %lld differs", (long long)o);
 	}
 	free(a);
 	free(b);
@@ -448,7 +401,7 @@ START_TEST(test_truncate_grow)
 {
 	const char *d = disk("d", 1024, 16), *t = disk("t", 1024, 16);
 	const size_t n0 = 300 * KiB + 17;
-	unsigned char *data = pattern(n0, 5);
+	unsigned char *data = tu_random_bytes(n0, 5);
 	mmapfile_t *f = mmapfile_open(in(d, "f"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	ck_assert_ptr_nonnull(f);
 	for (size_t o = 0; o < n0; o += 10000) {
@@ -677,7 +630,7 @@ START_TEST(test_hole_fill)
 	for (off_t o = 0; o < len; o += 64 * KiB) {
 		ck_assert_int_eq(mmapfile_readat(f, a, 64 * KiB, o), 64 * KiB);
 		ck_assert_int_eq(pread(tfd, b, 64 * KiB, o), 64 * KiB);
-		ck_assert_msg(first_diff(a, b, 64 * KiB) == 64 * KiB, "readat at %lld differs",
+		ck_assert_msg(tu_first_diff(a, b, 64 * KiB) == 64 * KiB, "readat at %lld differs",
 		              (long long)o);
 	}
 	free(a);
@@ -702,7 +655,7 @@ START_TEST(test_full_by_other)
 {
 	const char *d = disk("d", 1024, 16);
 	const size_t maxlen = 1024 * KiB;
-	unsigned char *data = pattern(maxlen, 9);
+	unsigned char *data = tu_random_bytes(maxlen, 9);
 	mmapfile_t *f = mmapfile_open(in(d, "f"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	ck_assert_ptr_nonnull(f);
 	/* Appends of 1000 bytes: the file on disk runs ahead by a reserve. */
@@ -764,14 +717,12 @@ int main(void)
 {
 	if (geteuid() != 0)
 		return skip("mounting a small tmpfs needs root", 0);
-	if (unshare(CLONE_NEWNS) != 0)
-		return skip("unshare(CLONE_NEWNS)", errno);
-	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
-		return skip("making the mount namespace private", errno);
+	const char *step;
+	if (tu_private_mounts(&step) != 0)
+		return skip(step, errno);
 	/* Can this namespace mount a tmpfs at all? */
-	const char *tmp = getenv("TMPDIR");
 	char probe[4096];
-	snprintf(probe, sizeof probe, "%s/mmapfile-probe-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	snprintf(probe, sizeof probe, "%s/mmapfile-probe-XXXXXX", tu_tmpdir());
 	if (!mkdtemp(probe))
 		return skip("mkdtemp", errno);
 	int rc = mount("mmapfile-test", probe, "tmpfs", 0, "size=64k"), err = errno;
@@ -783,20 +734,17 @@ int main(void)
 
 	Suite *s = suite_create("fulldisk");
 	TCase *tc = tu_tcase("fill", 60);
-	tcase_add_checked_fixture(tc, NULL, unmount_all);
 	tcase_add_loop_test(tc, test_write_fill, 0, (int)(sizeof fill_cases / sizeof fill_cases[0]));
 	tcase_add_loop_test(tc, test_writeat_fill, 0,
 	                    (int)(sizeof writeat_cases / sizeof writeat_cases[0]));
 	tcase_add_test(tc, test_full_by_other);
 	suite_add_tcase(s, tc);
 	tc = tu_tcase("size", 30);
-	tcase_add_checked_fixture(tc, NULL, unmount_all);
 	tcase_add_test(tc, test_truncate_grow);
 	tcase_add_test(tc, test_create_too_big);
 	tcase_add_test(tc, test_create_no_inode);
 	suite_add_tcase(s, tc);
 	tc = tu_tcase("holes", 60);
-	tcase_add_checked_fixture(tc, NULL, unmount_all);
 	tcase_add_loop_test(tc, test_hole_fill, 0, 2);
 	suite_add_tcase(s, tc);
 	return tu_run(s);

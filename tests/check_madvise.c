@@ -400,15 +400,6 @@ static int lib_madvise(mmapfile_t *f, off_t off, size_t len, int advice, int *er
 	return r;
 }
 
-static void make_file(const char *path, size_t n, uint64_t seed)
-{
-	unsigned char *buf = malloc(n ? n : 1);
-	ck_assert_ptr_nonnull(buf);
-	tu_fill(buf, n, seed);
-	tu_write_file(path, buf, n);
-	free(buf);
-}
-
 /* ------------------------------------------------------------------ */
 /* Argument errors */
 
@@ -426,7 +417,7 @@ END_TEST
 START_TEST(test_madvise_negative_offset)
 {
 	const char *path = tu_path("f");
-	make_file(path, 3 * page_size(), 1);
+	free(tu_make_file(path, 3 * page_size(), 1, false));
 	mmapfile_t *f = mmapfile_open(path, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	static const off_t offs[] = { -1, -4096, -(off_t)INT64_MAX, (off_t)INT64_MIN };
@@ -445,7 +436,7 @@ END_TEST
 START_TEST(test_madvise_overflow)
 {
 	const char *path = tu_path("f");
-	make_file(path, 3 * page_size(), 2);
+	free(tu_make_file(path, 3 * page_size(), 2, false));
 	mmapfile_t *f = mmapfile_open(path, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	static const struct {
@@ -476,7 +467,7 @@ START_TEST(test_madvise_past_end_enomem)
 {
 	size_t p = page_size();
 	const char *path = tu_path("f");
-	make_file(path, 2 * p, 3);
+	free(tu_make_file(path, 2 * p, 3, false));
 	mmapfile_t *f = mmapfile_open(path, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	errno = 0;
@@ -527,7 +518,7 @@ START_TEST(test_madvise_ranges_succeed)
 	size_t p = page_size();
 	size_t size = 9 * p + 123;
 	const char *path = tu_path("f");
-	make_file(path, size, 4);
+	free(tu_make_file(path, size, 4, false));
 	mmapfile_t *f = mmapfile_open(path, ro ? O_RDONLY : O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	struct oracle o;
@@ -579,7 +570,7 @@ START_TEST(test_madvise_kernel_answer)
 	size_t p = page_size();
 	size_t size = 16 * p;
 	const char *path = tu_path("f");
-	make_file(path, size, 5);
+	free(tu_make_file(path, size, 5, false));
 	mmapfile_t *f = mmapfile_open(path, ro ? O_RDONLY : O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	struct oracle o;
@@ -701,8 +692,8 @@ START_TEST(test_madvise_remove_matches_oracle)
 	size_t p = page_size();
 	size_t size = 7 * p + 300;
 	const char *a = tu_path("a"), *b = tu_path("b");
-	make_file(a, size, 7);
-	make_file(b, size, 7);
+	free(tu_make_file(a, size, 7, false));
+	free(tu_make_file(b, size, 7, false));
 	mmapfile_t *f = mmapfile_open(a, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	struct oracle o;
@@ -742,58 +733,25 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* /proc/self/smaps: the VMAs that map a file, and their VmFlags. */
 
-struct vma {
-	uintptr_t start, end;
-	unsigned long long pgoff;
-	char flags[256];
-};
-
-/* The VMAs mapping `path`, except those inside [skip, skip + skip_len). */
-static int file_vmas(const char *path, struct vma *out, int max, const void *skip, size_t skip_len)
+/* The VMAs mapping `path`, except those inside [skip, skip + skip_len)
+ * (copies, their path left NULL). */
+static int file_vmas(const char *path, struct tu_vma *out, int max, const void *skip, size_t skip_len)
 {
 	char real[PATH_MAX];
 	ck_assert_msg(realpath(path, real) != NULL, "realpath %s: %s", path, strerror(errno));
-	FILE *fp = fopen("/proc/self/smaps", "re");
-	ck_assert_msg(fp != NULL, "/proc/self/smaps: %s", strerror(errno));
-	char line[PATH_MAX + 256];
-	int n = 0, cur = -1;
-	while (fgets(line, sizeof line, fp)) {
-		unsigned long s, e;
-		unsigned long long pgoff;
-		char perms[8];
-		int pos = 0;
-		if (sscanf(line, "%lx-%lx %7s %llx %*s %*u %n", &s, &e, perms, &pgoff, &pos) >= 4 &&
-		    pos > 0) {
-			cur = -1;
-			char *name = line + pos;
-			name[strcspn(name, "\n")] = '\0';
-			if (strcmp(name, real) != 0)
-				continue;
-			if (skip && s >= (uintptr_t)skip && s < (uintptr_t)skip + skip_len)
-				continue;
-			ck_assert_int_lt(n, max);
-			out[n].start = s;
-			out[n].end = e;
-			out[n].pgoff = pgoff;
-			out[n].flags[0] = '\0';
-			cur = n++;
-		} else if (cur >= 0 && strncmp(line, "VmFlags:", 8) == 0) {
-			snprintf(out[cur].flags, sizeof out[cur].flags, "%.200s", line + 8);
-			out[cur].flags[strcspn(out[cur].flags, "\n")] = '\0';
-		}
+	struct tu_vma *v;
+	int nv = tu_read_vmas(&v), n = 0;
+	for (int i = 0; i < nv; i++) {
+		if (strcmp(v[i].path, real) != 0)
+			continue;
+		if (skip && v[i].start >= (uintptr_t)skip && v[i].start < (uintptr_t)skip + skip_len)
+			continue;
+		ck_assert_int_lt(n, max);
+		out[n] = v[i];
+		out[n++].path = NULL;
 	}
-	fclose(fp);
+	tu_free_vmas(v, nv);
 	return n;
-}
-
-static int has_flag(const char *flags, const char *flag)
-{
-	char buf[256];
-	snprintf(buf, sizeof buf, "%s", flags);
-	for (char *save = NULL, *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
-		if (strcmp(t, flag) == 0)
-			return 1;
-	return 0;
 }
 
 /* The oracle mapping: check that its VmFlags lack `flag` without advice and
@@ -803,13 +761,13 @@ static void check_flag_discriminates(const char *path, int advice, const char *f
 	struct oracle o;
 	oracle_open(&o, path, 1);
 	ck_assert_ptr_nonnull(o.base);
-	struct vma v[8];
+	struct tu_vma v[8];
 	int n = file_vmas(path, v, 8, NULL, 0);
 	int found = 0;
 	for (int i = 0; i < n; i++)
 		if (v[i].start == (uintptr_t)o.base) {
 			found = 1;
-			ck_assert_msg(!has_flag(v[i].flags, flag),
+			ck_assert_msg(!tu_vm_flag(v[i].flags, flag),
 				      "a plain mapping already carries \"%s\" (%s)", flag, v[i].flags);
 		}
 	ck_assert_msg(found, "the plain mapping is not in /proc/self/smaps");
@@ -820,7 +778,7 @@ static void check_flag_discriminates(const char *path, int advice, const char *f
 	for (int i = 0; i < n; i++)
 		if (v[i].start == (uintptr_t)o.base) {
 			found = 1;
-			ck_assert_msg(has_flag(v[i].flags, flag), "%s did not set \"%s\" (%s)",
+			ck_assert_msg(tu_vm_flag(v[i].flags, flag), "%s did not set \"%s\" (%s)",
 				      mmapfile_madvise_name(advice), flag, v[i].flags);
 		}
 	ck_assert(found);
@@ -831,13 +789,13 @@ static void check_flag_discriminates(const char *path, int advice, const char *f
  * returns the bytes they cover from file offset 0. */
 static size_t check_lib_flag(const char *path, const char *flag, int want, uintptr_t *start)
 {
-	struct vma v[64];
+	struct tu_vma v[64];
 	int n = file_vmas(path, v, 64, NULL, 0);
 	ck_assert_msg(n > 0, "the library's mapping of %s is not in /proc/self/smaps", path);
 	size_t covered = 0;
 	*start = 0;
 	for (int i = 0; i < n; i++) {
-		ck_assert_msg(has_flag(v[i].flags, flag) == want,
+		ck_assert_msg(tu_vm_flag(v[i].flags, flag) == want,
 			      "VMA %#lx-%#lx (file offset %#llx) %s \"%s\": VmFlags:%s",
 			      (unsigned long)v[i].start, (unsigned long)v[i].end, v[i].pgoff,
 			      want ? "lacks" : "carries", flag, v[i].flags);
@@ -854,7 +812,7 @@ START_TEST(test_madvise_widened_range_smaps)
 	size_t p = page_size();
 	size_t size = 8 * p + 100; /* 9 pages mapped */
 	const char *path = tu_path("f");
-	make_file(path, size, 8);
+	free(tu_make_file(path, size, 8, false));
 	check_flag_discriminates(path, MMAPFILE_MADV_DONTDUMP, "dd");
 	const struct {
 		off_t off;
@@ -869,10 +827,10 @@ START_TEST(test_madvise_widened_range_smaps)
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		mmapfile_t *f = mmapfile_open(path, O_RDONLY, 0);
 		ck_assert_ptr_nonnull(f);
-		struct vma v[32];
+		struct tu_vma v[32];
 		int n = file_vmas(path, v, 32, NULL, 0);
 		for (int i = 0; i < n; i++)
-			ck_assert_msg(!has_flag(v[i].flags, "dd"), "dd set before any advice");
+			ck_assert_msg(!tu_vm_flag(v[i].flags, "dd"), "dd set before any advice");
 		ck_assert_int_eq(mmapfile_madvise(f, cases[c].off, cases[c].len, MMAPFILE_MADV_DONTDUMP), 0);
 		n = file_vmas(path, v, 32, NULL, 0);
 		ck_assert_int_gt(n, 0);
@@ -883,7 +841,7 @@ START_TEST(test_madvise_widened_range_smaps)
 				size_t npg = (v[i].end - v[i].start) / p;
 				if (pg >= first && pg < first + npg) {
 					seen = 1;
-					dd = has_flag(v[i].flags, "dd");
+					dd = tu_vm_flag(v[i].flags, "dd");
 				}
 			}
 			ck_assert_msg(seen, "case %zu: page %zu of the file is not mapped", c, pg);
@@ -988,7 +946,7 @@ static const struct {
  * place; returns it (to unmap), or NULL when something already sits there. */
 static void *block_after(const char *path)
 {
-	struct vma v[64];
+	struct tu_vma v[64];
 	int n = file_vmas(path, v, 64, NULL, 0);
 	ck_assert_int_gt(n, 0);
 	uintptr_t end = 0;
@@ -1029,7 +987,7 @@ START_TEST(test_madvise_whole_file_kept_after_growth)
 	int k = _i;
 	size_t p = page_size();
 	const char *path = tu_path("f");
-	make_file(path, 4096, 9);
+	free(tu_make_file(path, 4096, 9, false));
 	check_flag_discriminates(path, lasting[k].advice, lasting[k].flag);
 
 	mmapfile_t *f = mmapfile_open(path, O_RDWR, 0);
@@ -1092,7 +1050,7 @@ END_TEST
 START_TEST(test_madvise_kept_after_truncate_to_zero)
 {
 	const char *path = tu_path("f");
-	make_file(path, 10000, 11);
+	free(tu_make_file(path, 10000, 11, false));
 	check_flag_discriminates(path, MMAPFILE_MADV_RANDOM, "rr");
 	mmapfile_t *f = mmapfile_open(path, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
@@ -1110,7 +1068,7 @@ END_TEST
 START_TEST(test_madvise_latest_advice_wins_after_growth)
 {
 	const char *path = tu_path("f");
-	make_file(path, 4096, 12);
+	free(tu_make_file(path, 4096, 12, false));
 	mmapfile_t *f = mmapfile_open(path, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(mmapfile_madvise(f, 0, 0, MMAPFILE_MADV_RANDOM), 0);

@@ -24,12 +24,9 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,10 +35,8 @@
 #include <time.h>
 #include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,60 +45,12 @@
 
 /* ---- small helpers ---- */
 
-/* Open descriptors of this process: failed calls must leave none behind. */
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	ck_assert_msg(d != NULL, "/proc/self/fd: %s", strerror(errno));
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static unsigned char *xmalloc(size_t n)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	ck_assert_ptr_nonnull(p);
-	return p;
-}
-
-static size_t first_diff(const unsigned char *a, const unsigned char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (a[i] != b[i])
-			return i;
-	return n;
-}
-
 static bool all_zero(const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (p[i])
 			return false;
 	return true;
-}
-
-static off_t fd_size(int fd)
-{
-	struct stat st;
-	ck_assert_msg(fstat(fd, &st) == 0, "fstat: %s", strerror(errno));
-	return st.st_size;
-}
-
-/* pread(2) all of [off, off + n), or fail the test. */
-static void pread_all(int fd, unsigned char *buf, size_t n, off_t off)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
-		ck_assert_msg(r > 0, "pread of %zu at %lld: %zd %s", n - got, (long long)(off + (off_t)got),
-		              r, r < 0 ? strerror(errno) : "(end of file)");
-		got += (size_t)r;
-	}
 }
 
 static void pwrite_all(int fd, const unsigned char *buf, size_t n, off_t off)
@@ -117,19 +64,19 @@ static void pwrite_all(int fd, const unsigned char *buf, size_t n, off_t off)
 static void check_handle(mmapfile_t *f, const unsigned char *want, size_t n)
 {
 	ck_assert_int_eq(mmapfile_size(f), (off_t)n);
-	unsigned char *buf = xmalloc(n + 4096);
+	unsigned char *buf = tu_xmalloc(n + 4096);
 	ck_assert_int_eq(mmapfile_readat(f, buf, n + 4096, 0), (ssize_t)n);
-	size_t i = first_diff(buf, want, n);
+	size_t i = tu_first_diff(buf, want, n);
 	ck_assert_msg(i == n, "through the handle: byte %zu of %zu is %#x, not %#x", i, n, buf[i], want[i]);
 	int fd = mmapfile_fd(f);
-	off_t disk = fd_size(fd);
+	off_t disk = tu_fd_size(fd);
 	ck_assert_msg(disk >= (off_t)n, "memfd of %lld bytes, size %zu", (long long)disk, n);
-	pread_all(fd, buf, n, 0);
-	i = first_diff(buf, want, n);
+	tu_pread_all(fd, buf, n, 0);
+	i = tu_first_diff(buf, want, n);
 	ck_assert_msg(i == n, "through its descriptor: byte %zu of %zu differs", i, n);
 	for (off_t o = (off_t)n; o < disk; o += 4096) {
 		size_t k = disk - o < 4096 ? (size_t)(disk - o) : 4096;
-		pread_all(fd, buf, k, o);
+		tu_pread_all(fd, buf, k, o);
 		ck_assert_msg(all_zero(buf, k), "reserve past the size is not zeros near %lld", (long long)o);
 	}
 	free(buf);
@@ -139,7 +86,7 @@ static void check_handle(mmapfile_t *f, const unsigned char *want, size_t n)
 
 START_TEST(test_bad_args)
 {
-	int fds = count_fds();
+	int fds = tu_count_fds();
 	struct mmapfile_options o = { .size = sizeof o };
 
 	errno = 0;
@@ -209,7 +156,7 @@ START_TEST(test_bad_args)
 	ck_assert_ptr_null(mmapfile_memfd(longname, 10, 0, NULL));
 	ck_assert_int_eq(errno, terr);
 
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 }
 END_TEST
 
@@ -218,7 +165,7 @@ END_TEST
  * descriptor back. */
 static void check_names(const char *name, unsigned int flags, off_t size)
 {
-	int fds = count_fds();
+	int fds = tu_count_fds();
 	mmapfile_t *f = mmapfile_memfd(name, size, flags, NULL);
 	ck_assert_msg(f != NULL, "mmapfile_memfd(%s, %lld, %#x): %s", name ? name : "NULL",
 	              (long long)size, flags, strerror(errno));
@@ -242,14 +189,14 @@ static void check_names(const char *name, unsigned int flags, off_t size)
 	close(twin);
 
 	ck_assert_int_eq(mmapfile_size(f), size);
-	ck_assert_int_eq(fd_size(fd), size);
+	ck_assert_int_eq(tu_fd_size(fd), size);
 	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), 0);
-	unsigned char *z = xmalloc((size_t)size + 10);
+	unsigned char *z = tu_xmalloc((size_t)size + 10);
 	ck_assert_int_eq(mmapfile_read(f, z, (size_t)size + 10), (ssize_t)size);
 	ck_assert(all_zero(z, (size_t)size));
 	free(z);
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 }
 
 START_TEST(test_names)
@@ -288,19 +235,19 @@ static size_t rand_len(uint64_t *rng)
 static void same_as_twin(mmapfile_t *f, int twin, unsigned char *a, unsigned char *b, int step,
                          bool via_fd)
 {
-	off_t size = fd_size(twin);
+	off_t size = tu_fd_size(twin);
 	ck_assert_msg(mmapfile_size(f) == size, "step %d: size %lld, the twin's %lld", step,
 	              (long long)mmapfile_size(f), (long long)size);
 	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), lseek(twin, 0, SEEK_CUR));
 	ck_assert_int_eq(mmapfile_readat(f, a, (size_t)TWIN_CAP + 1, 0), (ssize_t)size);
 	if (size)
-		pread_all(twin, b, (size_t)size, 0);
-	size_t i = first_diff(a, b, (size_t)size);
+		tu_pread_all(twin, b, (size_t)size, 0);
+	size_t i = tu_first_diff(a, b, (size_t)size);
 	ck_assert_msg(i == (size_t)size, "step %d: byte %zu of %lld is %#x, the twin's %#x", step, i,
 	              (long long)size, a[i], b[i]);
 	if (via_fd && size) {
-		pread_all(mmapfile_fd(f), a, (size_t)size, 0);
-		i = first_diff(a, b, (size_t)size);
+		tu_pread_all(mmapfile_fd(f), a, (size_t)size, 0);
+		i = tu_first_diff(a, b, (size_t)size);
 		ck_assert_msg(i == (size_t)size, "step %d: byte %zu through the memfd differs", step, i);
 	}
 }
@@ -322,12 +269,12 @@ START_TEST(test_twin_random)
 	ck_assert_ptr_nonnull(f);
 	int twin = memfd_create("twin", MFD_CLOEXEC);
 	ck_assert_int_ge(twin, 0);
-	unsigned char *a = xmalloc((size_t)TWIN_CAP + 1), *b = xmalloc((size_t)TWIN_CAP + 1);
-	unsigned char *buf = xmalloc((size_t)TWIN_CAP), *tbuf = xmalloc((size_t)TWIN_CAP);
+	unsigned char *a = tu_xmalloc((size_t)TWIN_CAP + 1), *b = tu_xmalloc((size_t)TWIN_CAP + 1);
+	unsigned char *buf = tu_xmalloc((size_t)TWIN_CAP), *tbuf = tu_xmalloc((size_t)TWIN_CAP);
 	uint64_t rng = 0x3e3f0 + (uint64_t)_i;
 	unsigned long counts[8] = { 0 };
 	for (int step = 0; step < 300; step++) {
-		off_t size = fd_size(twin), cur = lseek(twin, 0, SEEK_CUR);
+		off_t size = tu_fd_size(twin), cur = lseek(twin, 0, SEEK_CUR);
 		unsigned op = (unsigned)(tu_rand(&rng) % 100);
 		size_t n = rand_len(&rng);
 		ssize_t r, tr;
@@ -402,7 +349,7 @@ START_TEST(test_twin_random)
 			counts[5]++;
 		} else { /* sync: the memfd is then exactly the size */
 			ck_assert_int_eq(mmapfile_sync(f), 0);
-			ck_assert_int_eq(fd_size(mmapfile_fd(f)), size);
+			ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), size);
 			counts[6]++;
 			same_as_twin(f, twin, a, b, step, true);
 			continue;
@@ -411,7 +358,7 @@ START_TEST(test_twin_random)
 		              "step %d, op %u, n %zu: %zd (%s), the twin's %zd (%s)", step, op, n, r,
 		              r < 0 ? strerror(err) : "-", tr, tr < 0 ? strerror(terr) : "-");
 		if (op >= 45 && op < 75 && r > 0) {
-			size_t i = first_diff(buf, tbuf, (size_t)r);
+			size_t i = tu_first_diff(buf, tbuf, (size_t)r);
 			ck_assert_msg(i == (size_t)r, "step %d: read byte %zu differs from the twin's", step, i);
 		}
 		same_as_twin(f, twin, a, b, step, step % 4 == 0);
@@ -430,11 +377,11 @@ START_TEST(test_twin_random)
 	int keep = dup(mmapfile_fd(f));
 	ck_assert_int_ge(keep, 0);
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(fd_size(keep), size);
+	ck_assert_int_eq(tu_fd_size(keep), size);
 	if (size) {
-		pread_all(keep, a, (size_t)size, 0);
-		pread_all(twin, b, (size_t)size, 0);
-		ck_assert_uint_eq(first_diff(a, b, (size_t)size), (size_t)size);
+		tu_pread_all(keep, a, (size_t)size, 0);
+		tu_pread_all(twin, b, (size_t)size, 0);
+		ck_assert_uint_eq(tu_first_diff(a, b, (size_t)size), (size_t)size);
 	}
 	close(keep);
 	close(twin);
@@ -447,34 +394,19 @@ END_TEST
 
 /* ---- the descriptor is shared with another process ---- */
 
-/* A child's report: a token, or 'F' and a message before it exits. */
+/* A child's report: a token, or the message of a failed TU_CCHECK before
+ * it exits. */
 static int child_pipe = -1;
-
-__attribute__((format(printf, 2, 3), noreturn)) static void child_fail(int line, const char *fmt, ...)
-{
-	char msg[600];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	dprintf(child_pipe, "Fline %d: %s", line, msg);
-	_exit(1);
-}
-#define CCHECK(cond, ...)                                  \
-	do {                                               \
-		if (!(cond))                               \
-			child_fail(__LINE__, __VA_ARGS__); \
-	} while (0)
 
 static void child_token(char t)
 {
-	CCHECK(write(child_pipe, &t, 1) == 1, "write to the parent: %s", strerror(errno));
+	TU_CCHECK(write(child_pipe, &t, 1) == 1, "write to the parent: %s", strerror(errno));
 }
 
 static void child_wait(int fd, char t)
 {
 	char c = 0;
-	CCHECK(read(fd, &c, 1) == 1 && c == t, "no token %c from the parent", t);
+	TU_CCHECK(read(fd, &c, 1) == 1 && c == t, "no token %c from the parent", t);
 }
 
 /* Wait for the child's token; a failure message fails the test. */
@@ -490,7 +422,7 @@ static void parent_expect(int fd, char t, pid_t pid)
 	msg[got] = '\0';
 	int st = 0;
 	waitpid(pid, &st, 0);
-	ck_abort_msg("child (status %#x): %s", st, msg[0] == 'F' ? msg + 1 : "no report");
+	ck_abort_msg("child (status %#x): %s", st, got ? msg : "no report");
 }
 
 /* The child's side: _i 0 maps the inherited descriptor and works through
@@ -505,54 +437,48 @@ static void share_child(int variant, int inherited, pid_t parent, int from_paren
 		char path[64];
 		snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)parent, inherited);
 		fd = open(path, O_RDWR | O_CLOEXEC);
-		CCHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+		TU_CCHECK(fd >= 0, "open %s: %s", path, strerror(errno));
 	}
 	struct stat st;
-	CCHECK(fstat(fd, &st) == 0, "fstat: %s", strerror(errno));
+	TU_CCHECK(fstat(fd, &st) == 0, "fstat: %s", strerror(errno));
 	size_t len0 = (size_t)st.st_size;
 	unsigned char *map = NULL;
 	if (variant == 0) {
 		map = mmap(NULL, len0, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		CCHECK(map != MAP_FAILED, "mmap of %zu: %s", len0, strerror(errno));
+		TU_CCHECK(map != MAP_FAILED, "mmap of %zu: %s", len0, strerror(errno));
 	}
 	child_token('R');
 	child_wait(from_parent, 'G');
 
 	/* The parent's writes since the fork, through the mapping made before
 	 * them, or through pread. */
-	CCHECK(fstat(fd, &st) == 0, "fstat: %s", strerror(errno));
+	TU_CCHECK(fstat(fd, &st) == 0, "fstat: %s", strerror(errno));
 	size_t len = (size_t)st.st_size;
-	CCHECK(len >= want_len, "memfd of %zu bytes, the parent wrote %zu", len, want_len);
-	unsigned char *buf = malloc(len);
-	CCHECK(buf != NULL, "malloc");
-	if (variant == 0 && len <= len0) {
+	TU_CCHECK(len >= want_len, "memfd of %zu bytes, the parent wrote %zu", len, want_len);
+	unsigned char *buf = tu_xmalloc(len);
+	if (variant == 0 && len <= len0)
 		memcpy(buf, map, len);
-	} else {
-		for (size_t got = 0; got < len;) {
-			ssize_t r = pread(fd, buf + got, len - got, (off_t)got);
-			CCHECK(r > 0, "pread: %s", r < 0 ? strerror(errno) : "end of file");
-			got += (size_t)r;
-		}
-	}
-	size_t i = first_diff(buf, want, want_len);
-	CCHECK(i == want_len, "byte %zu of the parent's %zu differs (%#x, not %#x)", i, want_len, buf[i],
+	else
+		tu_pread_all(fd, buf, len, 0);
+	size_t i = tu_first_diff(buf, want, want_len);
+	TU_CCHECK(i == want_len, "byte %zu of the parent's %zu differs (%#x, not %#x)", i, want_len, buf[i],
 	       want[i]);
-	CCHECK(all_zero(buf + want_len, len - want_len), "the parent's reserve is not zeros");
+	TU_CCHECK(all_zero(buf + want_len, len - want_len), "the parent's reserve is not zeros");
 	free(buf);
 
 	/* Overwrite within, and grow past the parent's end (and its reserve). */
 	off_t e_off = (off_t)len + gap;
 	if (variant == 0) {
 		memcpy(map + d_off, d, d_len);
-		CCHECK(ftruncate(fd, e_off + (off_t)e_len) == 0, "ftruncate: %s", strerror(errno));
+		TU_CCHECK(ftruncate(fd, e_off + (off_t)e_len) == 0, "ftruncate: %s", strerror(errno));
 		unsigned char *m2 = mmap(NULL, (size_t)e_off + e_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		CCHECK(m2 != MAP_FAILED, "mmap: %s", strerror(errno));
+		TU_CCHECK(m2 != MAP_FAILED, "mmap: %s", strerror(errno));
 		memcpy(m2 + e_off, e, e_len);
 		munmap(m2, (size_t)e_off + e_len);
 		munmap(map, len0);
 	} else {
-		CCHECK(pwrite(fd, d, d_len, d_off) == (ssize_t)d_len, "pwrite: %s", strerror(errno));
-		CCHECK(pwrite(fd, e, e_len, e_off) == (ssize_t)e_len, "pwrite: %s", strerror(errno));
+		TU_CCHECK(pwrite(fd, d, d_len, d_off) == (ssize_t)d_len, "pwrite: %s", strerror(errno));
+		TU_CCHECK(pwrite(fd, e, e_len, e_off) == (ssize_t)e_len, "pwrite: %s", strerror(errno));
 		close(fd);
 	}
 	child_token('D');
@@ -568,9 +494,9 @@ START_TEST(test_share)
 {
 	const size_t a_len = 10000, b_len = 3000, c_len = 20000, d_len = 4000, e_len = 50000;
 	const off_t b_off = 5000, d_off = 1000, gap = 777;
-	unsigned char *a = share_bufs[0] = xmalloc(a_len), *bb = share_bufs[1] = xmalloc(b_len);
-	unsigned char *c = share_bufs[2] = xmalloc(c_len), *d = share_bufs[3] = xmalloc(d_len);
-	unsigned char *e = share_bufs[4] = xmalloc(e_len);
+	unsigned char *a = share_bufs[0] = tu_xmalloc(a_len), *bb = share_bufs[1] = tu_xmalloc(b_len);
+	unsigned char *c = share_bufs[2] = tu_xmalloc(c_len), *d = share_bufs[3] = tu_xmalloc(d_len);
+	unsigned char *e = share_bufs[4] = tu_xmalloc(e_len);
 	tu_fill(a, a_len, 1);
 	tu_fill(bb, b_len, 2);
 	tu_fill(c, c_len, 3);
@@ -578,7 +504,7 @@ START_TEST(test_share)
 	tu_fill(e, e_len, 5);
 	/* What the memfd holds after the parent's writes. */
 	size_t want_len = a_len + c_len;
-	unsigned char *want = share_bufs[5] = xmalloc(want_len);
+	unsigned char *want = share_bufs[5] = tu_xmalloc(want_len);
 	memcpy(want, a, a_len);
 	memcpy(want + b_off, bb, b_len);
 	memcpy(want + a_len, c, c_len);
@@ -591,13 +517,12 @@ START_TEST(test_share)
 	int to_child[2], from_child[2];
 	ck_assert_int_eq(pipe2(to_child, O_CLOEXEC), 0);
 	ck_assert_int_eq(pipe2(from_child, O_CLOEXEC), 0);
-	fflush(NULL);
-	pid_t parent = getpid(), pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t parent = getpid(), pid = tu_fork();
 	if (pid == 0) {
 		close(to_child[1]);
 		close(from_child[0]);
 		child_pipe = from_child[1];
+		tu_child_reports_to(child_pipe);
 		share_child(_i, mmapfile_fd(f), parent, to_child[0], want, want_len, d, d_len, d_off, e,
 		            e_len, gap);
 	}
@@ -610,27 +535,26 @@ START_TEST(test_share)
 	ck_assert_int_eq(mmapfile_write(f, c, c_len), (ssize_t)c_len);
 	ck_assert_int_eq(write(to_child[1], "G", 1), 1);
 	parent_expect(from_child[0], 'D', pid);
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	int st = tu_wait(pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 	close(to_child[1]);
 	close(from_child[0]);
 
 	/* The child's overwrite, through a read that stays inside the size. */
-	unsigned char *buf = xmalloc(d_len);
+	unsigned char *buf = tu_xmalloc(d_len);
 	ck_assert_int_eq(mmapfile_readat(f, buf, d_len, d_off), (ssize_t)d_len);
-	ck_assert_uint_eq(first_diff(buf, d, d_len), d_len);
+	ck_assert_uint_eq(tu_first_diff(buf, d, d_len), d_len);
 	free(buf);
 
 	/* Its growth: learned when a read reaches the end.  The memfd's own
 	 * length and bytes are the oracle, and what the child wrote. */
 	int fd = mmapfile_fd(f);
-	off_t disk = fd_size(fd);
+	off_t disk = tu_fd_size(fd);
 	off_t e_off = disk - (off_t)e_len;
 	ck_assert_int_ge(e_off, (off_t)want_len + gap);
 	size_t total = (size_t)disk;
-	unsigned char *all = xmalloc(total + 100), *exp = xmalloc(total);
-	pread_all(fd, exp, total, 0);
+	unsigned char *all = tu_xmalloc(total + 100), *exp = tu_xmalloc(total);
+	tu_pread_all(fd, exp, total, 0);
 	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_SET), 0);
 	size_t got = 0;
 	for (;;) {
@@ -643,13 +567,13 @@ START_TEST(test_share)
 	}
 	ck_assert_uint_eq(got, total);
 	ck_assert_int_eq(mmapfile_size(f), disk);
-	ck_assert_uint_eq(first_diff(all, exp, total), total);
+	ck_assert_uint_eq(tu_first_diff(all, exp, total), total);
 	/* Independently of the memfd: the parent's bytes with the child's
 	 * overwrite, zeros up to the child's data, the child's data. */
 	memcpy(want + d_off, d, d_len);
-	ck_assert_uint_eq(first_diff(all, want, want_len), want_len);
+	ck_assert_uint_eq(tu_first_diff(all, want, want_len), want_len);
 	ck_assert(all_zero(all + want_len, (size_t)e_off - want_len));
-	ck_assert_uint_eq(first_diff(all + e_off, e, e_len), e_len);
+	ck_assert_uint_eq(tu_first_diff(all + e_off, e, e_len), e_len);
 
 	/* The handle goes on from there; after close the memfd is exactly its
 	 * size. */
@@ -658,7 +582,7 @@ START_TEST(test_share)
 	int keep = dup(fd);
 	ck_assert_int_ge(keep, 0);
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(fd_size(keep), disk + 4);
+	ck_assert_int_eq(tu_fd_size(keep), disk + 4);
 	ck_assert_int_eq(pread(keep, all, 4, disk), 4);
 	ck_assert_int_eq(memcmp(all, "tail", 4), 0);
 	close(keep);
@@ -710,11 +634,11 @@ static void same_answer(const char *what, ssize_t r, int err, ssize_t tr, int te
  * as long as the twin (no reserve under a seal that forbids growth). */
 static void same_sealed(mmapfile_t *f, int twin)
 {
-	off_t size = fd_size(twin);
-	unsigned char *b = xmalloc((size_t)size + 1);
-	pread_all(twin, b, (size_t)size, 0);
+	off_t size = tu_fd_size(twin);
+	unsigned char *b = tu_xmalloc((size_t)size + 1);
+	tu_pread_all(twin, b, (size_t)size, 0);
 	check_handle(f, b, (size_t)size);
-	ck_assert_int_eq(fd_size(mmapfile_fd(f)), size);
+	ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), size);
 	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), lseek(twin, 0, SEEK_CUR));
 	free(b);
 }
@@ -722,14 +646,14 @@ static void same_sealed(mmapfile_t *f, int twin)
 START_TEST(test_seal_grow)
 {
 	const size_t n = 10000;
-	unsigned char *data = xmalloc(n), *buf = xmalloc(8192);
+	unsigned char *data = tu_xmalloc(n), *buf = tu_xmalloc(8192);
 	tu_fill(data, n, 77);
 	int twin;
 	mmapfile_t *f = sealable_pair(&twin, data, n);
 	/* The appends left a reserve: sync gives it back, so that the seal
 	 * holds the file at its size. */
 	ck_assert_int_eq(mmapfile_sync(f), 0);
-	ck_assert_int_eq(fd_size(mmapfile_fd(f)), (off_t)n);
+	ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), (off_t)n);
 	add_seals(f, twin, F_SEAL_GROW);
 	tu_fill(buf, 8192, 78);
 
@@ -803,7 +727,7 @@ START_TEST(test_seal_grow)
 	ck_assert_int_eq(mmapfile_sync(f), 0);
 	int keep = dup(mmapfile_fd(f));
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(fd_size(keep), 6000);
+	ck_assert_int_eq(tu_fd_size(keep), 6000);
 	close(keep);
 	close(twin);
 	free(data);
@@ -818,7 +742,7 @@ END_TEST
 START_TEST(test_seal_shrink)
 {
 	const size_t n = 5000;
-	unsigned char *data = xmalloc(3 * n);
+	unsigned char *data = tu_xmalloc(3 * n);
 	tu_fill(data, 3 * n, 91);
 	int twin;
 	mmapfile_t *f = sealable_pair(&twin, data, n);
@@ -846,7 +770,7 @@ START_TEST(test_seal_shrink)
 	same_sealed(f, twin);
 	int keep = dup(mmapfile_fd(f));
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(fd_size(keep), (off_t)(3 * n));
+	ck_assert_int_eq(tu_fd_size(keep), (off_t)(3 * n));
 	close(keep);
 	close(twin);
 	free(data);
@@ -887,31 +811,18 @@ END_TEST
 static void vma_cover(const void *p, size_t len, const char *flag, size_t *with, size_t *mapped)
 {
 	uintptr_t lo = (uintptr_t)p, hi = lo + len;
-	FILE *fp = fopen("/proc/self/smaps", "re");
-	ck_assert_msg(fp != NULL, "/proc/self/smaps: %s", strerror(errno));
-	char line[512];
-	uintptr_t s = 0, e = 0;
+	struct tu_vma *v;
+	int n = tu_read_vmas(&v);
 	*with = *mapped = 0;
-	while (fgets(line, sizeof line, fp)) {
-		unsigned long a, b;
-		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			s = a > lo ? a : lo;
-			e = b < hi ? b : hi;
-			if (e > s)
-				*mapped += e - s;
+	for (int i = 0; i < n; i++) {
+		uintptr_t s = v[i].start > lo ? v[i].start : lo, e = v[i].end < hi ? v[i].end : hi;
+		if (e <= s)
 			continue;
-		}
-		if (strncmp(line, "VmFlags:", 8) != 0 || e <= s)
-			continue;
-		char want[8];
-		snprintf(want, sizeof want, " %s", flag);
-		for (char *q = line + 8; (q = strstr(q, want)) != NULL; q += strlen(want))
-			if (q[strlen(want)] == ' ' || q[strlen(want)] == '\n') {
-				*with += e - s;
-				break;
-			}
+		*mapped += e - s;
+		if (tu_vm_flag(v[i].flags, flag))
+			*with += e - s;
 	}
-	fclose(fp);
+	tu_free_vmas(v, n);
 }
 
 static size_t page_up(off_t n)
@@ -932,7 +843,7 @@ static bool kernel_shows(const char *flag, int advice, bool lock)
 	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ck_assert(m != MAP_FAILED);
 	bool ok = true;
-	if (lock && syscall(SYS_mlock, m, len) != 0)
+	if (lock && tu_sys_mlock(m, len) != 0)
 		ok = false;
 	if (advice >= 0 && madvise(m, len, advice) != 0)
 		ok = false;
@@ -979,7 +890,7 @@ START_TEST(test_opts_lock_advice)
 		ck_assert_int_eq(mmapfile_resident(f, 0, 0), 200 * KiB);
 
 	/* Growth keeps both. */
-	unsigned char *buf = xmalloc(64 * KiB);
+	unsigned char *buf = tu_xmalloc(64 * KiB);
 	tu_fill(buf, 64 * KiB, 5);
 	off_t end = 0;
 	while (end < 1200 * KiB) {
@@ -997,7 +908,7 @@ START_TEST(test_opts_lock_advice)
 	vma_cover(p, page_up(size), "rr", &with, &mapped);
 	if (show_rr)
 		ck_assert_msg(with == mapped, "after growth %zu of %zu bytes MADV_RANDOM", with, mapped);
-	ck_assert_uint_eq(first_diff(p + size - 64 * KiB, buf, 64 * KiB), 64 * KiB);
+	ck_assert_uint_eq(tu_first_diff(p + size - 64 * KiB, buf, 64 * KiB), 64 * KiB);
 
 	/* A cut lets the pages past the end go. */
 	ck_assert_int_eq(mmapfile_release(f, p), 0);
@@ -1027,7 +938,7 @@ START_TEST(test_opts_max_size)
 	ck_assert_ptr_nonnull(p0);
 	memcpy(p0, "through the view", 16);
 	size_t n = (size_t)(3 * MiB - 123);
-	unsigned char *data = xmalloc(n);
+	unsigned char *data = tu_xmalloc(n);
 	tu_fill(data, n, 8);
 	memcpy(data, "through the view", 16);
 	ck_assert_int_eq(mmapfile_seek(f, 16, SEEK_SET), 16);
@@ -1037,7 +948,7 @@ START_TEST(test_opts_max_size)
 	}
 	unsigned char *p1 = mmapfile_view(f, 0, n);
 	ck_assert_ptr_eq(p1, p0);
-	ck_assert_uint_eq(first_diff(p1, data, n), n);
+	ck_assert_uint_eq(tu_first_diff(p1, data, n), n);
 	check_handle(f, data, n);
 	ck_assert_int_eq(mmapfile_release(f, p0), 0);
 	ck_assert_int_eq(mmapfile_release(f, p1), 0);
@@ -1080,19 +991,7 @@ static bool write_long(const char *path, long v)
 /* A HugePages_* line of /proc/meminfo. */
 static long meminfo(const char *key)
 {
-	FILE *fp = fopen("/proc/meminfo", "re");
-	if (!fp)
-		return -1;
-	char line[256];
-	long v = -1;
-	size_t k = strlen(key);
-	while (fgets(line, sizeof line, fp))
-		if (strncmp(line, key, k) == 0 && line[k] == ':') {
-			v = strtol(line + k + 1, NULL, 10);
-			break;
-		}
-	fclose(fp);
-	return v;
+	return tu_proc_value("/proc/meminfo", key);
 }
 
 /* Free huge pages no mapping has reserved. */
@@ -1217,7 +1116,7 @@ static size_t round_huge(off_t n)
  * size. */
 static void check_huge_len(mmapfile_t *f)
 {
-	off_t disk = fd_size(mmapfile_fd(f)), size = mmapfile_size(f);
+	off_t disk = tu_fd_size(mmapfile_fd(f)), size = mmapfile_size(f);
 	ck_assert_msg(disk % (off_t)huge == 0 && disk >= size,
 	              "size %lld: the file is %lld bytes, not whole huge pages of %zu", (long long)size,
 	              (long long)disk, huge);
@@ -1229,7 +1128,7 @@ static void check_huge(mmapfile_t *f, const unsigned char *model, size_t n, unsi
 {
 	ck_assert_int_eq(mmapfile_size(f), (off_t)n);
 	ck_assert_int_eq(mmapfile_readat(f, buf, n + 1, 0), (ssize_t)n);
-	size_t i = first_diff(buf, model, n);
+	size_t i = tu_first_diff(buf, model, n);
 	ck_assert_msg(i == n, "byte %zu of %zu is %#x, not %#x", i, n, buf[i], model[i]);
 	check_huge_len(f);
 }
@@ -1265,7 +1164,7 @@ START_TEST(test_huge_twin)
 	ck_assert_int_eq(fstat(mmapfile_fd(f), &st), 0);
 	ck_assert_int_eq(st.st_blksize, (blksize_t)huge);
 	const size_t cap = 2 * huge;
-	unsigned char *model = xmalloc(cap + 1), *buf = xmalloc(cap + 1), *data = xmalloc(cap);
+	unsigned char *model = tu_xmalloc(cap + 1), *buf = tu_xmalloc(cap + 1), *data = tu_xmalloc(cap);
 	memset(model, 0, cap + 1);
 	size_t len = 0, cur = 0;
 	uint64_t rng = 0x4b1e;
@@ -1294,11 +1193,11 @@ START_TEST(test_huge_twin)
 			size_t off = (size_t)(tu_rand(&rng) % (len + 1000));
 			size_t want = off >= len ? 0 : (len - off < n ? len - off : n);
 			ck_assert_int_eq(mmapfile_readat(f, buf, n, (off_t)off), (ssize_t)want);
-			ck_assert_uint_eq(first_diff(buf, model + off, want), want);
+			ck_assert_uint_eq(tu_first_diff(buf, model + off, want), want);
 		} else if (op < 7) { /* read at the cursor */
 			size_t want = cur >= len ? 0 : (len - cur < n ? len - cur : n);
 			ck_assert_int_eq(mmapfile_read(f, buf, n), (ssize_t)want);
-			ck_assert_uint_eq(first_diff(buf, model + cur, want), want);
+			ck_assert_uint_eq(tu_first_diff(buf, model + cur, want), want);
 			cur += want;
 		} else if (op < 8) { /* seek */
 			cur = (size_t)(tu_rand(&rng) % cap);
@@ -1319,7 +1218,7 @@ START_TEST(test_huge_twin)
 	}
 	check_huge(f, model, len, buf);
 	ck_assert_int_eq(mmapfile_sync(f), 0);
-	ck_assert_int_eq(fd_size(mmapfile_fd(f)), (off_t)round_huge((off_t)len));
+	ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), (off_t)round_huge((off_t)len));
 	check_huge(f, model, len, buf);
 	ck_assert_int_eq(mmapfile_close(f), 0);
 	ck_assert_int_eq(meminfo("HugePages_Free"), free0);
@@ -1336,20 +1235,20 @@ START_TEST(test_huge_pool)
 	if (!huge_ready("huge_pool"))
 		return;
 	long free0 = meminfo("HugePages_Free");
-	int fds = count_fds();
+	int fds = tu_count_fds();
 	int enospc = pool_exhausted_errno(POOL + 1);
 
 	/* At creation: no handle, no descriptor, no page. */
 	errno = 0;
 	ck_assert_ptr_null(mmapfile_memfd("too-big", (off_t)(POOL * huge + 1), MMAPFILE_MEMFD_HUGETLB, NULL));
 	ck_assert_int_eq(errno, enospc);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 	ck_assert_int_eq(meminfo("HugePages_Free"), free0);
 
 	mmapfile_t *f = mmapfile_memfd("pool", 0, MMAPFILE_MEMFD_HUGETLB, NULL);
 	ck_assert_ptr_nonnull(f);
 	size_t n = huge + huge / 2;
-	unsigned char *model = xmalloc(POOL * huge + 1), *buf = xmalloc(POOL * huge + 1);
+	unsigned char *model = tu_xmalloc(POOL * huge + 1), *buf = tu_xmalloc(POOL * huge + 1);
 	memset(model, 0, POOL * huge + 1);
 	tu_fill(model, n, 12);
 	for (size_t done = 0; done < n; done += 256 * KiB)
@@ -1361,7 +1260,7 @@ START_TEST(test_huge_pool)
 	long avail = huge_available();
 	off_t past = (off_t)(POOL * huge);
 	size_t big = (size_t)past + 5 - n;
-	unsigned char *more = xmalloc(big);
+	unsigned char *more = tu_xmalloc(big);
 	tu_fill(more, big, 14);
 	errno = 0;
 	ck_assert_int_eq(mmapfile_writeat(f, more, big, (off_t)n), -1);
@@ -1402,10 +1301,10 @@ START_TEST(test_huge_pool)
 	check_huge(f, model, n, buf);
 	ck_assert_int_eq(mmapfile_sync(f), 0);
 	check_huge(f, model, n, buf);
-	ck_assert_int_eq(fd_size(mmapfile_fd(f)), past);
+	ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), past);
 	ck_assert_int_eq(mmapfile_close(f), 0);
 	ck_assert_int_eq(meminfo("HugePages_Free"), free0);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 	free(model);
 	free(buf);
 }
@@ -1445,7 +1344,7 @@ START_TEST(test_huge_last_page)
 	mmapfile_t *f = mmapfile_memfd("last", (off_t)((POOL - 1) * huge), MMAPFILE_MEMFD_HUGETLB, NULL);
 	ck_assert_ptr_nonnull(f);
 	size_t n = (POOL - 1) * huge;
-	unsigned char *model = xmalloc(n + 200), *buf = xmalloc(n + 201);
+	unsigned char *model = tu_xmalloc(n + 200), *buf = tu_xmalloc(n + 201);
 	memset(model, 0, n);
 	tu_fill(model + n, 200, 4);
 	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_END), (off_t)n);
@@ -1458,7 +1357,7 @@ START_TEST(test_huge_last_page)
 	check_huge(f, model, n + 200, buf);
 	int keep = dup(mmapfile_fd(f));
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(fd_size(keep), (off_t)POOL * (off_t)huge);
+	ck_assert_int_eq(tu_fd_size(keep), (off_t)POOL * (off_t)huge);
 	close(keep);
 	ck_assert_int_eq(meminfo("HugePages_Free"), free0);
 	free(model);
@@ -1476,7 +1375,7 @@ START_TEST(test_huge_cut)
 	mmapfile_t *f = mmapfile_memfd("cut", 0, MMAPFILE_MEMFD_HUGETLB, NULL);
 	ck_assert_ptr_nonnull(f);
 	size_t n = huge + huge / 2, cap = 2 * huge + 7;
-	unsigned char *model = xmalloc(cap + 1), *buf = xmalloc(cap + 1);
+	unsigned char *model = tu_xmalloc(cap + 1), *buf = tu_xmalloc(cap + 1);
 	memset(model, 0, cap + 1);
 	tu_fill(model, n, 21);
 	ck_assert_int_eq(mmapfile_write(f, model, n), (ssize_t)n);
@@ -1485,7 +1384,7 @@ START_TEST(test_huge_cut)
 	for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
 		size_t to = huge / 2 * (k + 1) + cuts[k];
 		ck_assert_int_eq(mmapfile_truncate(f, (off_t)to), 0);
-		ck_assert_int_eq(fd_size(mmapfile_fd(f)), (off_t)round_huge((off_t)to));
+		ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), (off_t)round_huge((off_t)to));
 		memset(model + to, 0, cap - to);
 		check_huge(f, model, to, buf);
 		ck_assert_int_eq(mmapfile_truncate(f, (off_t)cap), 0);
@@ -1496,7 +1395,7 @@ START_TEST(test_huge_cut)
 		check_huge(f, model, cap, buf);
 	}
 	ck_assert_int_eq(mmapfile_truncate(f, 0), 0);
-	ck_assert_int_eq(fd_size(mmapfile_fd(f)), 0);
+	ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), 0);
 	ck_assert_int_eq(mmapfile_truncate(f, 3000), 0);
 	memset(model, 0, cap);
 	check_huge(f, model, 3000, buf);
@@ -1570,39 +1469,20 @@ END_TEST
 
 /* ---- a file on hugetlbfs ---- */
 
-static char huge_mount[4352];
-
-static void huge_unmount(void)
-{
-	if (huge_mount[0]) {
-		umount2(huge_mount, MNT_DETACH);
-		rmdir(huge_mount);
-		huge_mount[0] = '\0';
-	}
-}
-
 /* A hugetlbfs of this test's, in a mount namespace of its own; NULL, after
  * printing why, when there cannot be one. */
 static const char *mount_hugetlbfs(void)
 {
-	static bool registered;
-	if (!registered) {
-		atexit(huge_unmount);
-		registered = true;
-	}
-	if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) {
-		printf("SKIPPED hugetlbfs_file: a private mount namespace: %s\n", strerror(errno));
+	const char *step, *dir;
+	if (tu_private_mounts(&step) != 0) {
+		printf("SKIPPED hugetlbfs_file: a private mount namespace (%s): %s\n", step, strerror(errno));
 		return NULL;
 	}
-	snprintf(huge_mount, sizeof huge_mount, "%s", tu_path("hugetlbfs"));
-	ck_assert_int_eq(mkdir(huge_mount, 0700), 0);
-	if (mount("mmapfile-test", huge_mount, "hugetlbfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") != 0) {
+	if (!(dir = tu_mount("hugetlbfs", "hugetlbfs", "mode=0700"))) {
 		printf("SKIPPED hugetlbfs_file: mounting hugetlbfs: %s\n", strerror(errno));
-		rmdir(huge_mount);
-		huge_mount[0] = '\0';
 		return NULL;
 	}
-	return huge_mount;
+	return dir;
 }
 
 START_TEST(test_hugetlbfs_file)
@@ -1617,7 +1497,7 @@ START_TEST(test_hugetlbfs_file)
 	snprintf(path, sizeof path, "%s/f", dir);
 	snprintf(path2, sizeof path2, "%s/g", dir);
 	const size_t cap = 2 * huge;
-	unsigned char *model = xmalloc(cap + 1), *buf = xmalloc(cap + 1);
+	unsigned char *model = tu_xmalloc(cap + 1), *buf = tu_xmalloc(cap + 1);
 	memset(model, 0, cap + 1);
 
 	mmapfile_t *f = mmapfile_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -1654,7 +1534,7 @@ START_TEST(test_hugetlbfs_file)
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(mmapfile_size(f), (off_t)huge);
 	ck_assert_int_eq(mmapfile_read(f, buf, cap), (ssize_t)huge);
-	ck_assert_uint_eq(first_diff(buf, model, huge), huge);
+	ck_assert_uint_eq(tu_first_diff(buf, model, huge), huge);
 	errno = 0;
 	ck_assert_int_eq(mmapfile_write(f, "x", 1), -1);
 	ck_assert_int_eq(errno, EBADF);
@@ -1676,7 +1556,7 @@ START_TEST(test_hugetlbfs_file)
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(unlink(path2), 0);
 	ck_assert_int_eq(meminfo("HugePages_Free"), free0);
-	huge_unmount();
+	tu_unmount_all();
 	free(model);
 	free(buf);
 }
@@ -1713,7 +1593,6 @@ int main(void)
 	 * test case, so that it is put back whatever the tests do. */
 	tc = tu_tcase("hugetlb", 60);
 	tcase_add_unchecked_fixture(tc, pool_setup, pool_restore);
-	tcase_add_checked_fixture(tc, NULL, huge_unmount);
 	tcase_add_test(tc, test_huge_twin);
 	tcase_add_test(tc, test_huge_pool);
 	tcase_add_test(tc, test_huge_pool_sparse);

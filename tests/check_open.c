@@ -44,14 +44,6 @@ static bool exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
-static unsigned char *pattern(size_t n, uint64_t seed)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	ck_assert_ptr_nonnull(p);
-	tu_fill(p, n, seed);
-	return p;
-}
-
 /* Read the handle from its cursor to the end with mmapfile_read, in odd-sized
  * chunks. */
 static unsigned char *handle_read_all(mmapfile_t *m, size_t *n)
@@ -128,16 +120,6 @@ static void expect_open_fails(const char *path, int flags, int want)
 		      strerror(want));
 }
 
-/* A 0777 directory the unprivileged child can create files in. */
-static const char *public_dir(void)
-{
-	ck_assert_int_eq(chmod(tu_dir(), 0711), 0);
-	const char *d = tu_path("pub");
-	ck_assert_int_eq(mkdir(d, 0777), 0);
-	ck_assert_int_eq(chmod(d, 0777), 0);
-	return d;
-}
-
 /* ================================================================== */
 /* open: access modes                                                  */
 
@@ -147,7 +129,7 @@ START_TEST(test_open_access_modes)
 {
 	static const int modes[] = {O_RDONLY, O_WRONLY, O_RDWR};
 	size_t n = 3 * page() + 11;
-	unsigned char *data = pattern(n, 1);
+	unsigned char *data = tu_random_bytes(n, 1);
 	char pm[PATH_MAX], pf[PATH_MAX];
 	for (size_t i = 0; i < 3; i++) {
 		int acc = modes[i];
@@ -348,7 +330,7 @@ START_TEST(test_open_trunc)
 {
 	static const int modes[] = {O_RDONLY, O_WRONLY, O_RDWR};
 	size_t n = 2 * page() + 3;
-	unsigned char *data = pattern(n, 2);
+	unsigned char *data = tu_random_bytes(n, 2);
 	char pm[PATH_MAX], pf[PATH_MAX];
 	pathbuf(pm, sizeof pm, "m");
 	pathbuf(pf, sizeof pf, "f");
@@ -528,7 +510,7 @@ END_TEST
 START_TEST(test_open_unknown_flags_existing)
 {
 	const char *p = tu_path("existing");
-	unsigned char *data = pattern(5000, 3);
+	unsigned char *data = tu_random_bytes(5000, 3);
 	tu_write_file(p, data, 5000);
 	for (size_t i = 0; i < sizeof bad_flags / sizeof bad_flags[0]; i++) {
 		errno = 0;
@@ -794,7 +776,7 @@ START_TEST(test_create_truncates_existing)
 {
 	const char *p = tu_path("f");
 	size_t n0 = 3 * page() + 5;
-	unsigned char *data = pattern(n0, 4);
+	unsigned char *data = tu_random_bytes(n0, 4);
 	const off_t sizes[] = {0, 100, (off_t)page() + 7, (off_t)(5 * page())};
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
 		tu_write_file(p, data, n0);
@@ -819,7 +801,7 @@ END_TEST
 START_TEST(test_create_negative_size)
 {
 	const char *p = tu_path("f");
-	unsigned char *data = pattern(3000, 5);
+	unsigned char *data = tu_random_bytes(3000, 5);
 	tu_write_file(p, data, 3000);
 	const off_t bad[] = {-1, -4096, INT64_MIN};
 	for (size_t i = 0; i < 3; i++) {
@@ -954,7 +936,7 @@ START_TEST(test_close_exact_after_mixed)
 {
 	const char *pm = tu_path("m");
 	const char *pf = tu_path("f");
-	unsigned char *data = pattern(7000, 6);
+	unsigned char *data = tu_random_bytes(7000, 6);
 	tu_write_file(pm, data, 7000);
 	tu_write_file(pf, data, 7000);
 	mmapfile_t *m = mmapfile_open(pm, O_RDWR, 0);
@@ -985,7 +967,7 @@ START_TEST(test_close_readonly_leaves_file)
 {
 	const char *p = tu_path("f");
 	size_t n0 = page() + 1;
-	unsigned char *data = pattern(n0, 7);
+	unsigned char *data = tu_random_bytes(n0, 7);
 	tu_write_file(p, data, n0);
 	mmapfile_t *m = mmapfile_open(p, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(m);
@@ -1056,7 +1038,7 @@ START_TEST(test_read_small_files)
 	static const int modes[] = {O_RDONLY, O_RDWR};
 	const char *p = tu_path("f");
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-		unsigned char *data = pattern(sizes[i], 100 + i);
+		unsigned char *data = tu_random_bytes(sizes[i], 100 + i);
 		tu_write_file(p, data, sizes[i]);
 		for (size_t k = 0; k < 2; k++) {
 			mmapfile_t *m = mmapfile_open(p, modes[k], 0);
@@ -1206,7 +1188,7 @@ static void child_wronly(void *p)
 
 START_TEST(test_write_only_file)
 {
-	const char *pub = public_dir();
+	const char *pub = tu_public_dir();
 	struct wronly_arg a;
 	snprintf(a.m, sizeof a.m, "%s/m", pub);
 	snprintf(a.f, sizeof a.f, "%s/f", pub);

@@ -19,10 +19,8 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,7 +29,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -75,138 +72,24 @@ static mmapfile_t *open_opts(const char *p, int flags, unsigned int oflags)
 	return f;
 }
 
-/* The system calls themselves: the sanitizers' mlock and munlock do nothing. */
-static int sys_mlock(const void *p, size_t n)
-{
-	return (int)syscall(SYS_mlock, p, n);
-}
-
-static int sys_munlock(const void *p, size_t n)
-{
-	return (int)syscall(SYS_munlock, p, n);
-}
-
-/* A file of size pseudo-random bytes on stable storage; returns the bytes
- * (malloc'd). */
-static unsigned char *make_file(const char *p, off_t size, uint64_t seed)
-{
-	unsigned char *buf = malloc((size_t)size + 1);
-	ck_assert_ptr_nonnull(buf);
-	tu_fill(buf, (size_t)size, seed);
-	tu_write_file(p, buf, (size_t)size);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(fsync(fd), 0);
-	close(fd);
-	return buf;
-}
-
 /* ------------------------------------------------------------------ */
-/* What the kernel says about the process.  These return -1 on failure
- * instead of asserting, so that a child process can use them too. */
+/* What the kernel says about the process (a child may use these too). */
 
-static int fd_count(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-/* The process's locked memory (VmLck), in KiB. */
-static long vm_locked(void)
-{
-	FILE *fp = fopen("/proc/self/status", "re");
-	if (!fp)
-		return -1;
-	char line[256];
-	long kb = -1;
-	while (fgets(line, sizeof line, fp))
-		if (strncmp(line, "VmLck:", 6) == 0)
-			kb = atol(line + 6);
-	fclose(fp);
-	return kb;
-}
-
-struct vma {
-	uintptr_t start, end;
-	unsigned int dev_major, dev_minor;
-	unsigned long inode;
-	char flags[256];
-};
-
-/* Every VMA of the process, from /proc/self/smaps (malloc'd); -1 on error. */
-static int read_vmas(struct vma **out)
-{
-	FILE *fp = fopen("/proc/self/smaps", "re");
-	if (!fp)
-		return -1;
-	struct vma *v = NULL;
-	int n = 0, cap = 0;
-	char line[PATH_MAX + 256];
-	while (fgets(line, sizeof line, fp)) {
-		unsigned long s, e, ino;
-		unsigned long long off;
-		unsigned int maj, min;
-		char perms[8];
-		if (sscanf(line, "%lx-%lx %7s %llx %x:%x %lu", &s, &e, perms, &off, &maj, &min, &ino) == 7) {
-			if (n == cap) {
-				cap = cap ? 2 * cap : 256;
-				struct vma *nv = realloc(v, (size_t)cap * sizeof *v);
-				if (!nv) {
-					free(v);
-					fclose(fp);
-					return -1;
-				}
-				v = nv;
-			}
-			v[n] = (struct vma){ .start = s, .end = e, .dev_major = maj, .dev_minor = min,
-			                     .inode = ino };
-			n++;
-		} else if (n > 0 && strncmp(line, "VmFlags:", 8) == 0) {
-			size_t k = strcspn(line + 8, "\n");
-			if (k >= sizeof v[n - 1].flags)
-				k = sizeof v[n - 1].flags - 1;
-			memcpy(v[n - 1].flags, line + 8, k);
-			v[n - 1].flags[k] = '\0';
-		}
-	}
-	fclose(fp);
-	*out = v;
-	return n;
-}
-
-static bool has_flag(const char *flags, const char *flag)
-{
-	size_t k = strlen(flag);
-	for (const char *s = flags; (s = strstr(s, flag)); s += k)
-		if ((s == flags || s[-1] == ' ') && (s[k] == ' ' || s[k] == '\0'))
-			return true;
-	return false;
-}
-
-/* How many VMAs map the file path (by device and inode); -1 on error. */
+/* How many VMAs map the file path (by device and inode); -1 when it
+ * cannot be stat'ed. */
 static int file_vma_count(const char *path)
 {
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return -1;
-	struct vma *v;
-	int n = read_vmas(&v);
-	if (n < 0)
-		return -1;
+	struct tu_vma *v;
+	int n = tu_read_vmas(&v);
 	int count = 0;
 	for (int i = 0; i < n; i++)
 		if (v[i].inode == (unsigned long)st.st_ino && v[i].dev_major == major(st.st_dev) &&
 		    v[i].dev_minor == minor(st.st_dev))
 			count++;
-	free(v);
+	tu_free_vmas(v, n);
 	return count;
 }
 
@@ -214,18 +97,14 @@ static int file_vma_count(const char *path)
  * (want) or lack it (!want).  On failure, says why in why. */
 static bool span_flag(const void *lo, size_t len, const char *flag, bool want, char *why, size_t whylen)
 {
-	struct vma *v;
-	int n = read_vmas(&v);
-	if (n < 0) {
-		snprintf(why, whylen, "cannot read /proc/self/smaps: %s", strerror(errno));
-		return false;
-	}
+	struct tu_vma *v;
+	int n = tu_read_vmas(&v);
 	uintptr_t at = (uintptr_t)lo, end = (uintptr_t)lo + len;
 	bool ok = true;
 	for (int i = 0; i < n && at < end; i++) {
 		if (v[i].end <= at || v[i].start > at)
 			continue;
-		if (has_flag(v[i].flags, flag) != want) {
+		if (tu_vm_flag(v[i].flags, flag) != want) {
 			snprintf(why, whylen, "VMA %#lx-%#lx (bytes %lld-%lld of the span) %s \"%s\": VmFlags: %s",
 			         (unsigned long)v[i].start, (unsigned long)v[i].end,
 			         (long long)(v[i].start > (uintptr_t)lo ? v[i].start - (uintptr_t)lo : 0),
@@ -240,7 +119,7 @@ static bool span_flag(const void *lo, size_t len, const char *flag, bool want, c
 		snprintf(why, whylen, "byte %lld of the span is not mapped", (long long)(at - (uintptr_t)lo));
 		ok = false;
 	}
-	free(v);
+	tu_free_vmas(v, n);
 	return ok;
 }
 
@@ -317,28 +196,13 @@ static long mincore_count(void *m, size_t len, unsigned char *vec)
 	return count;
 }
 
-static void evict(const char *p)
+/* A file of size pseudo-random bytes on stable storage, and its stat for
+ * check_disk_unchanged; returns the bytes (malloc'd). */
+static unsigned char *make_file_stat(const char *p, off_t size, uint64_t seed, struct stat *st)
 {
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(fdatasync(fd), 0);
-	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-	close(fd);
-}
-
-/* Whether this process may lock n bytes (root, CAP_IPC_LOCK or a large
- * enough RLIMIT_MEMLOCK); says why not when it may not. */
-static bool may_lock(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert(p != MAP_FAILED);
-	int rc = sys_mlock(p, n), err = errno;
-	munmap(p, n);
-	if (rc != 0) {
-		printf("SKIPPED: locking %zu bytes: %s (RLIMIT_MEMLOCK too low)\n", n, strerror(err));
-		fflush(stdout);
-	}
-	return rc == 0;
+	unsigned char *buf = tu_make_file(p, (size_t)size, seed, true);
+	ck_assert_int_eq(stat(p, st), 0);
+	return buf;
 }
 
 /* The file as a plain descriptor sees it: the same length, times and bytes
@@ -409,11 +273,10 @@ START_TEST(test_refused_options)
 {
 	const char *p = tu_path("f");
 	off_t size = 100 * KiB + 5;
-	unsigned char *orig = make_file(p, size, 1);
 	struct stat st0;
-	ck_assert_int_eq(stat(p, &st0), 0);
+	unsigned char *orig = make_file_stat(p, size, 1, &st0);
 	const char *absent = tu_path("absent");
-	int fds = fd_count();
+	int fds = tu_count_fds();
 	ck_assert_int_gt(fds, 0);
 	struct { const char *path; int flags; } targets[] = {
 		{ p, O_RDWR | O_TRUNC },
@@ -446,7 +309,7 @@ START_TEST(test_refused_options)
 	struct stat st;
 	ck_assert_int_eq(stat(absent, &st), -1);
 	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_int_eq(fd_count(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 	ck_assert_int_eq(file_vma_count(p), 0);
 
 	/* The same for mmapfile_memfd, which takes the same struct. */
@@ -454,7 +317,7 @@ START_TEST(test_refused_options)
 	errno = 0;
 	ck_assert_ptr_null(mmapfile_memfd("x", 0, 0, &o));
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(fd_count(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 	free(orig);
 }
 END_TEST
@@ -466,8 +329,8 @@ START_TEST(test_accepted_options)
 {
 	const char *p = tu_path("f");
 	off_t size = 20 * KiB + 3; /* under 64 KiB: mmapfile_open maps it lazily */
-	unsigned char *orig = make_file(p, size, 2);
-	int fds = fd_count();
+	unsigned char *orig = tu_make_file(p, (size_t)size, 2, true);
+	int fds = tu_count_fds();
 
 	/* opts NULL: mmapfile_open, which maps a small file when used. */
 	mmapfile_t *f = mmapfile_open_ex(p, O_RDONLY, 0, NULL);
@@ -516,7 +379,7 @@ START_TEST(test_accepted_options)
 	ck_assert_msg(f != NULL, "max_size below the size: %s", strerror(errno));
 	ck_assert_int_eq(mmapfile_write(f, "x", 1), 1);
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(fd_count(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 
 	/* The open's own checks still apply, after the options'. */
 	o = opts_of(0);
@@ -532,7 +395,7 @@ START_TEST(test_accepted_options)
 	errno = 0;
 	ck_assert_ptr_null(mmapfile_open_ex(NULL, O_RDONLY, 0, &o));
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(fd_count(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 	free(orig);
 }
 END_TEST
@@ -543,7 +406,7 @@ END_TEST
 START_TEST(test_max_size_unreservable)
 {
 	const char *p = tu_path("f");
-	unsigned char *orig = make_file(p, 4 * KiB, 3);
+	unsigned char *orig = tu_make_file(p, (size_t)(4 * KiB), 3, true);
 	struct mmapfile_options o = opts_of(0);
 	o.max_size = (off_t)1 << 62; /* far more than any address space */
 	errno = 0;
@@ -583,10 +446,9 @@ START_TEST(test_private_refused_flags)
 {
 	const char *p = tu_path("f");
 	off_t size = 70 * KiB;
-	unsigned char *orig = make_file(p, size, 4);
 	struct stat st0;
-	ck_assert_int_eq(stat(p, &st0), 0);
-	int fds = fd_count();
+	unsigned char *orig = make_file_stat(p, size, 4, &st0);
+	int fds = tu_count_fds();
 	int flags[] = { O_TRUNC, O_SYNC, O_DSYNC, O_TRUNC | O_CREAT, O_SYNC | O_APPEND };
 	int acc[] = { O_RDONLY, O_WRONLY, O_RDWR };
 	for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
@@ -601,7 +463,7 @@ START_TEST(test_private_refused_flags)
 			              f ? "opened" : strerror(err));
 		}
 	check_disk_unchanged(p, &st0, orig, "after refused private opens");
-	ck_assert_int_eq(fd_count(), fds);
+	ck_assert_int_eq(tu_count_fds(), fds);
 	ck_assert_int_eq(file_vma_count(p), 0);
 	free(orig);
 }
@@ -613,9 +475,8 @@ START_TEST(test_private_access_modes)
 {
 	const char *p = tu_path("f");
 	off_t size = 90 * KiB + 11;
-	unsigned char *orig = make_file(p, size, 5);
 	struct stat st0;
-	ck_assert_int_eq(stat(p, &st0), 0);
+	unsigned char *orig = make_file_stat(p, size, 5, &st0);
 	unsigned char buf[4096];
 
 	/* O_RDONLY: reads are the file's, writes EBADF, truncate EINVAL. */
@@ -729,9 +590,8 @@ START_TEST(test_private_against_twin)
 {
 	const char *p = tu_path("f");
 	off_t size0 = _i == 2 ? 0 : 150 * KiB + 77;
-	unsigned char *orig = make_file(p, size0, 6);
 	struct stat st0;
-	ck_assert_int_eq(stat(p, &st0), 0);
+	unsigned char *orig = make_file_stat(p, size0, 6, &st0);
 	int flags = O_RDWR | (_i == 1 ? O_APPEND : 0);
 	mmapfile_t *f = open_opts(p, flags, MMAPFILE_OPT_PRIVATE);
 	struct twin t = { 0 };
@@ -843,7 +703,7 @@ START_TEST(test_private_size_is_its_own)
 {
 	const char *p = tu_path("f");
 	off_t size = 80 * KiB + 1;
-	unsigned char *orig = make_file(p, size, 7);
+	unsigned char *orig = tu_make_file(p, (size_t)size, 7, true);
 	mmapfile_t *f = open_opts(p, _i ? O_RDONLY : O_RDWR, MMAPFILE_OPT_PRIVATE);
 	int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
@@ -884,7 +744,7 @@ START_TEST(test_private_cut_by_other)
 {
 	const char *p = tu_path("f");
 	off_t size = 32 * P, cut = 4 * P + 100;
-	unsigned char *orig = make_file(p, size, 8);
+	unsigned char *orig = tu_make_file(p, (size_t)size, 8, true);
 	mmapfile_t *f = open_opts(p, O_RDWR, MMAPFILE_OPT_PRIVATE);
 	struct twin t = { 0 };
 	twin_truncate(&t, size);
@@ -935,7 +795,7 @@ START_TEST(test_private_cut_past_end_reads_zeros)
 {
 	const char *p = tu_path("f");
 	off_t size = 32 * P, cut = 4 * P + 100;
-	unsigned char *orig = make_file(p, size, 10);
+	unsigned char *orig = tu_make_file(p, (size_t)size, 10, true);
 	mmapfile_t *f = open_opts(p, O_RDWR, MMAPFILE_OPT_PRIVATE);
 	unsigned char data[2 * 4096];
 	tu_fill(data, sizeof data, 11);
@@ -1071,7 +931,7 @@ END_TEST
 static void check_locked(mmapfile_t *f, const char *p, long base_kb, const char *when)
 {
 	off_t len = round_up(tu_file_size(p));
-	long kb = vm_locked() - base_kb;
+	long kb = tu_vm_locked() - base_kb;
 	ck_assert_msg(kb == len / 1024, "%s: %ld KiB locked, the file has %lld KiB of pages", when, kb,
 	              (long long)(len / 1024));
 	if (len)
@@ -1082,16 +942,15 @@ START_TEST(test_lock)
 {
 	const char *p = tu_path("f");
 	off_t size = 256 * KiB + 100;
-	if (!may_lock((size_t)(16 * MiB)))
+	if (!tu_may_lock((size_t)(16 * MiB)))
 		return;
-	unsigned char *orig = make_file(p, size, 13);
-	long base = vm_locked();
-	ck_assert_int_ge(base, 0);
+	unsigned char *orig = tu_make_file(p, (size_t)size, 13, true);
+	long base = tu_vm_locked();
 
 	mmapfile_t *f = open_opts(p, O_RDWR, MMAPFILE_OPT_LOCK);
 	check_locked(f, p, base, "after open");
 	/* Locked pages stay in the page cache. */
-	evict(p);
+	tu_evict(p);
 	ck_assert_int_eq(resident_pages(p, 0, size), round_up(size) / P);
 
 	/* Growth: one byte (a reserve), then far (a new region). */
@@ -1115,7 +974,7 @@ START_TEST(test_lock)
 	ck_assert_int_eq(mmapfile_sync(f), 0);
 	check_locked(f, p, base, "after sync");
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 
 	/* Read-only: growth by another process is locked once learned. */
 	tu_write_file(p, orig, (size_t)size);
@@ -1130,7 +989,7 @@ START_TEST(test_lock)
 	ck_assert_int_eq(mmapfile_size(f), 2 * size);
 	check_locked(f, p, base, "read-only, after another process doubled the file");
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 	free(orig);
 }
 END_TEST
@@ -1153,21 +1012,19 @@ static int oracle_lock_errno(off_t pages)
 	size_t n = (size_t)(pages * P);
 	void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	TU_CCHECK(m != MAP_FAILED, "mmap: %s", strerror(errno));
-	long before = vm_locked();
+	long before = tu_vm_locked();
 	errno = 0;
-	int rc = sys_mlock(m, n), err = rc ? errno : 0;
-	sys_munlock(m, n);
+	int rc = tu_sys_mlock(m, n), err = rc ? errno : 0;
+	tu_sys_munlock(m, n);
 	munmap(m, n);
-	TU_CCHECK(vm_locked() == before, "%ld KiB locked after the oracle, %ld before", vm_locked(), before);
+	TU_CCHECK(tu_vm_locked() == before, "%ld KiB locked after the oracle, %ld before", tu_vm_locked(), before);
 	return err;
 }
 
 /* The child's file: size bytes of seed, written by the child. */
 static unsigned char *child_file(const char *p, off_t size, uint64_t seed)
 {
-	unsigned char *buf = malloc((size_t)size + 1);
-	TU_CCHECK(buf != NULL, "malloc");
-	tu_fill(buf, (size_t)size, seed);
+	unsigned char *buf = tu_random_bytes((size_t)size, seed);
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	TU_CCHECK(fd >= 0, "create %s: %s", p, strerror(errno));
 	TU_CCHECK(write(fd, buf, (size_t)size) == (ssize_t)size, "write: %s", strerror(errno));
@@ -1183,8 +1040,7 @@ static void child_same_file(const char *p, const unsigned char *want, off_t size
 	TU_CCHECK(fstat(fd, &st) == 0, "fstat: %s", strerror(errno));
 	TU_CCHECK(st.st_size == size, "%s: the file is %lld bytes, want %lld", when, (long long)st.st_size,
 	          (long long)size);
-	unsigned char *got = malloc((size_t)size + 1);
-	TU_CCHECK(got != NULL, "malloc");
+	unsigned char *got = tu_xmalloc((size_t)size + 1);
 	TU_CCHECK(pread(fd, got, (size_t)size, 0) == (ssize_t)size, "pread: %s", strerror(errno));
 	TU_CCHECK(memcmp(got, want, (size_t)size) == 0, "%s: the file's bytes changed", when);
 	free(got);
@@ -1203,7 +1059,7 @@ static void child_lock_limits(void *arg)
 	unsigned char *small_bytes = child_file(small, small_size, 21);
 	struct rlimit rl = { (rlim_t)(limit * P), (rlim_t)(limit * P) };
 	TU_CCHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0, "setrlimit: %s", strerror(errno));
-	int fds = fd_count();
+	int fds = tu_count_fds();
 	TU_CCHECK(fds > 0, "count descriptors: %s", strerror(errno));
 	struct mmapfile_options o = opts_of(MMAPFILE_OPT_LOCK);
 	int want_big = oracle_lock_errno(big_size / P), want_40 = oracle_lock_errno(40);
@@ -1228,7 +1084,7 @@ static void child_lock_limits(void *arg)
 		          "a write to %lld bytes (%lld pages; mlock of that many succeeds under RLIMIT_MEMLOCK of "
 		          "%lld pages) failed: %s",
 		          (long long)(small_size + 8 * P), (long long)need, (long long)limit, strerror(errno));
-		TU_CCHECK(vm_locked() >= need * P / 1024, "%ld KiB locked", vm_locked());
+		TU_CCHECK(tu_vm_locked() >= need * P / 1024, "%ld KiB locked", tu_vm_locked());
 		TU_CCHECK(mmapfile_close(f) == 0, "close: %s", strerror(errno));
 		free(data);
 		free(big_bytes);
@@ -1249,8 +1105,8 @@ static void child_lock_limits(void *arg)
 		TU_CCHECK(f == NULL, "an open locking %lld pages under a limit of %lld succeeded",
 		          (long long)(big_size / P), (long long)limit);
 		TU_CCHECK(err == want, "open with LOCK: %s, mlock: %s", strerror(err), strerror(want));
-		TU_CCHECK(vm_locked() == 0, "%ld KiB locked after a refused open", vm_locked());
-		TU_CCHECK(fd_count() == fds, "%d descriptors open after a refused open, %d before", fd_count(),
+		TU_CCHECK(tu_vm_locked() == 0, "%ld KiB locked after a refused open", tu_vm_locked());
+		TU_CCHECK(tu_count_fds() == fds, "%d descriptors open after a refused open, %d before", tu_count_fds(),
 		          fds);
 		TU_CCHECK(file_vma_count(big) == 0, "the file is still mapped after a refused open");
 		child_same_file(big, big_bytes, big_size, "after a refused open");
@@ -1259,7 +1115,7 @@ static void child_lock_limits(void *arg)
 	/* A file under the limit: locked, all of it. */
 	mmapfile_t *f = mmapfile_open_ex(small, O_RDWR, 0, &o);
 	TU_CCHECK(f != NULL, "open with LOCK: %s", strerror(errno));
-	long locked = vm_locked();
+	long locked = tu_vm_locked();
 	TU_CCHECK(locked == round_up(small_size) / 1024, "%ld KiB locked, want %lld", locked,
 	          (long long)(round_up(small_size) / 1024));
 
@@ -1280,7 +1136,7 @@ static void child_lock_limits(void *arg)
 		          strerror(err), strerror(want));
 		TU_CCHECK(mmapfile_size(f) == small_size, "%s: the size is %lld", writes[i].what,
 		          (long long)mmapfile_size(f));
-		TU_CCHECK(vm_locked() == locked, "%s: %ld KiB locked, %ld before", writes[i].what, vm_locked(),
+		TU_CCHECK(tu_vm_locked() == locked, "%s: %ld KiB locked, %ld before", writes[i].what, tu_vm_locked(),
 		          locked);
 		child_same_file(small, small_bytes, small_size, writes[i].what);
 	}
@@ -1291,7 +1147,7 @@ static void child_lock_limits(void *arg)
 	          strerror(want));
 	TU_CCHECK(mmapfile_size(f) == small_size, "after a refused truncate the size is %lld",
 	          (long long)mmapfile_size(f));
-	TU_CCHECK(vm_locked() == locked, "after a refused truncate %ld KiB locked, %ld before", vm_locked(),
+	TU_CCHECK(tu_vm_locked() == locked, "after a refused truncate %ld KiB locked, %ld before", tu_vm_locked(),
 	          locked);
 	child_same_file(small, small_bytes, small_size, "after a refused truncate");
 	/* The handle still works, and reads are the file's. */
@@ -1302,9 +1158,9 @@ static void child_lock_limits(void *arg)
 	/* A truncate that fits: 12 pages locked. */
 	TU_CCHECK(want_12 == 0, "mlock of 12 pages under a limit of 16 failed: %s", strerror(want_12));
 	TU_CCHECK(mmapfile_truncate(f, 12 * P) == 0, "truncate to 12 pages: %s", strerror(errno));
-	TU_CCHECK(vm_locked() == 12 * P / 1024, "%ld KiB locked after truncate to 12 pages", vm_locked());
+	TU_CCHECK(tu_vm_locked() == 12 * P / 1024, "%ld KiB locked after truncate to 12 pages", tu_vm_locked());
 	TU_CCHECK(mmapfile_close(f) == 0, "close: %s", strerror(errno));
-	TU_CCHECK(vm_locked() == 0, "%ld KiB locked after close", vm_locked());
+	TU_CCHECK(tu_vm_locked() == 0, "%ld KiB locked after close", tu_vm_locked());
 
 	/* No locking at all: EPERM, as mlock says. */
 	rl.rlim_cur = rl.rlim_max = 0;
@@ -1316,7 +1172,7 @@ static void child_lock_limits(void *arg)
 	err = errno;
 	TU_CCHECK(f == NULL && err == want, "open with LOCK and no limit: %s, mlock: %s",
 	          f ? "opened" : strerror(err), strerror(want));
-	TU_CCHECK(fd_count() == fds, "descriptors leaked");
+	TU_CCHECK(tu_count_fds() == fds, "descriptors leaked");
 	free(data);
 	free(big_bytes);
 	free(small_bytes);
@@ -1324,10 +1180,7 @@ static void child_lock_limits(void *arg)
 
 static void run_limits(bool fits_only)
 {
-	ck_assert_int_eq(chmod(tu_dir(), 0711), 0);
-	const char *d = tu_path("pub");
-	ck_assert_int_eq(mkdir(d, 0777), 0);
-	ck_assert_int_eq(chmod(d, 0777), 0);
+	const char *d = tu_public_dir();
 	struct limit_arg a = { d, fits_only };
 	tu_run_unprivileged("RLIMIT_MEMLOCK", d, W_OK, child_lock_limits, &a);
 }
@@ -1396,16 +1249,16 @@ static void check_flag_kept(const char *p, const struct mmapfile_options *o, con
 START_TEST(test_hugepage)
 {
 	const char *p = tu_path("f");
-	free(make_file(p, MiB, 14));
+	free(tu_make_file(p, (size_t)MiB, 14, true));
 	int err = oracle_advice(p, MMAPFILE_MADV_HUGEPAGE, "hg");
 	struct mmapfile_options o = opts_of(MMAPFILE_OPT_HUGEPAGE);
 	if (err) {
 		printf("NOTE: the kernel refuses MADV_HUGEPAGE on a file mapping: %s\n", strerror(err));
-		int fds = fd_count();
+		int fds = tu_count_fds();
 		errno = 0;
 		ck_assert_ptr_null(mmapfile_open_ex(p, O_RDWR, 0, &o));
 		ck_assert_int_eq(errno, err);
-		ck_assert_int_eq(fd_count(), fds);
+		ck_assert_int_eq(tu_count_fds(), fds);
 		ck_assert_int_eq(file_vma_count(p), 0);
 		return;
 	}
@@ -1432,7 +1285,7 @@ START_TEST(test_access_pattern)
 		{ MMAPFILE_MADV_SEQUENTIAL, "sr", "rr" },
 	};
 	const char *p = tu_path("f");
-	free(make_file(p, 200 * KiB + 1, 15));
+	free(tu_make_file(p, (size_t)(200 * KiB + 1), 15, true));
 	ck_assert_int_eq(oracle_advice(p, pat[_i].advice, pat[_i].flag), 0);
 	struct mmapfile_options o = opts_of(0);
 	o.advice = pat[_i].advice;
@@ -1471,7 +1324,7 @@ START_TEST(test_prefetch)
 	off_t size = 4 * MiB + 5;
 	off_t n = _i ? 100 * MiB : 512 * KiB + 1;
 	off_t want = n < size ? n : size;
-	free(make_file(p, size, 16));
+	free(tu_make_file(p, (size_t)size, 16, true));
 	/* The oracle's mapping is made before the eviction: a checker such as
 	 * valgrind reads the start of every file mapped. */
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
@@ -1484,7 +1337,7 @@ START_TEST(test_prefetch)
 	ck_assert_ptr_nonnull(vec);
 	long before = 0;
 	for (int tries = 0; tries < 5; tries++) {
-		evict(p);
+		tu_evict(p);
 		before = mincore_count(m, len, vec);
 		if (before == 0)
 			break;
@@ -1533,7 +1386,7 @@ START_TEST(test_max_size)
 	bool priv = _i == 1;
 	off_t max = priv ? 16 * MiB : 32 * MiB;
 	const char *p = tu_path("f");
-	unsigned char *orig = make_file(p, 4 * KiB, 17);
+	unsigned char *orig = tu_make_file(p, (size_t)(4 * KiB), 17, true);
 	struct mmapfile_options o = opts_of(priv ? MMAPFILE_OPT_PRIVATE : 0);
 	o.max_size = max;
 	mmapfile_t *f = mmapfile_open_ex(p, O_RDWR, 0, &o);
@@ -1637,29 +1490,28 @@ START_TEST(test_private_lock)
 {
 	const char *p = tu_path("f");
 	off_t size = 200 * KiB + 3;
-	if (!may_lock((size_t)(16 * MiB)))
+	if (!tu_may_lock((size_t)(16 * MiB)))
 		return;
-	unsigned char *orig = make_file(p, size, 18);
 	struct stat st0;
-	ck_assert_int_eq(stat(p, &st0), 0);
-	long base = vm_locked();
+	unsigned char *orig = make_file_stat(p, size, 18, &st0);
+	long base = tu_vm_locked();
 	mmapfile_t *f = open_opts(p, O_RDWR, MMAPFILE_OPT_PRIVATE | MMAPFILE_OPT_LOCK);
 	CHECK_SPAN_FLAG(base_of(f), round_up(size), "lo", true, "private, after open");
-	ck_assert_int_ge(vm_locked() - base, round_up(size) / 1024);
+	ck_assert_int_ge(tu_vm_locked() - base, round_up(size) / 1024);
 	ck_assert_int_eq(mmapfile_writeat(f, "abc", 3, 100), 3);
 	ck_assert_int_eq(mmapfile_writeat(f, "far", 3, 3 * MiB), 3);
 	off_t size2 = 3 * MiB + 3;
 	CHECK_SPAN_FLAG(base_of(f), round_up(size2), "lo", true, "private, after growth to 3 MiB");
-	ck_assert_int_ge(vm_locked() - base, round_up(size2) / 1024);
+	ck_assert_int_ge(tu_vm_locked() - base, round_up(size2) / 1024);
 	ck_assert_int_eq(mmapfile_truncate(f, 50 * KiB), 0);
-	ck_assert_int_eq(vm_locked() - base, round_up(50 * KiB) / 1024);
+	ck_assert_int_eq(tu_vm_locked() - base, round_up(50 * KiB) / 1024);
 	CHECK_SPAN_FLAG(base_of(f), round_up(50 * KiB), "lo", true, "private, after truncate");
 	unsigned char buf[3];
 	ck_assert_int_eq(mmapfile_readat(f, buf, 3, 100), 3);
 	ck_assert_mem_eq(buf, "abc", 3);
 	check_disk_unchanged(p, &st0, orig, "private and locked");
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 	check_disk_unchanged(p, &st0, orig, "private and locked, closed");
 	free(orig);
 }
@@ -1671,11 +1523,11 @@ START_TEST(test_populate_lock_random)
 {
 	const char *p = tu_path("f");
 	off_t size = 300 * KiB + 9;
-	if (!may_lock((size_t)(16 * MiB)))
+	if (!tu_may_lock((size_t)(16 * MiB)))
 		return;
-	unsigned char *orig = make_file(p, size, 19);
+	unsigned char *orig = tu_make_file(p, (size_t)size, 19, true);
 	bool pop = kernel_populates(p);
-	long base = vm_locked();
+	long base = tu_vm_locked();
 	struct mmapfile_options o = opts_of(MMAPFILE_OPT_POPULATE | MMAPFILE_OPT_LOCK);
 	o.advice = MMAPFILE_MADV_RANDOM;
 	o.max_size = 8 * MiB;
@@ -1700,7 +1552,7 @@ START_TEST(test_populate_lock_random)
 	ck_assert_int_eq(mmapfile_readat(f, buf, 64, size - 64), 64);
 	ck_assert_mem_eq(buf, orig + size - 64, 64);
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 	ck_assert_int_eq(tu_file_size(p), 7 * MiB + 1);
 	free(orig);
 }
@@ -1712,9 +1564,8 @@ START_TEST(test_private_populate_hugepage)
 {
 	const char *p = tu_path("f");
 	off_t size = 500 * KiB;
-	unsigned char *orig = make_file(p, size, 20);
 	struct stat st0;
-	ck_assert_int_eq(stat(p, &st0), 0);
+	unsigned char *orig = make_file_stat(p, size, 20, &st0);
 	if (oracle_advice(p, MMAPFILE_MADV_HUGEPAGE, "hg") != 0) {
 		printf("SKIPPED: the kernel refuses MADV_HUGEPAGE\n");
 		free(orig);

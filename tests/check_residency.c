@@ -15,9 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,8 +24,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define KiB ((off_t)1024)
@@ -35,59 +31,9 @@
 
 static off_t P; /* the page size */
 
-static int sys_mlock(const void *p, size_t n)
-{
-	return (int)syscall(SYS_mlock, p, n);
-}
-
-static int sys_munlock(const void *p, size_t n)
-{
-	return (int)syscall(SYS_munlock, p, n);
-}
-
 static off_t round_up(off_t x)
 {
 	return (x + P - 1) / P * P;
-}
-
-/* The process's locked memory, in KiB. */
-static long vm_locked(void)
-{
-	FILE *fp = fopen("/proc/self/status", "r");
-	ck_assert_ptr_nonnull(fp);
-	char line[256];
-	long kb = -1;
-	while (fgets(line, sizeof line, fp))
-		if (strncmp(line, "VmLck:", 6) == 0)
-			kb = atol(line + 6);
-	fclose(fp);
-	ck_assert_msg(kb >= 0, "no VmLck in /proc/self/status");
-	return kb;
-}
-
-/* A file of size pseudo-random bytes, on stable storage (so that its pages
- * are clean and can be evicted). */
-static void make_file(const char *p, off_t size, uint64_t seed)
-{
-	unsigned char *buf = malloc((size_t)size + 1);
-	ck_assert_ptr_nonnull(buf);
-	tu_fill(buf, (size_t)size, seed);
-	tu_write_file(p, buf, (size_t)size);
-	free(buf);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(fsync(fd), 0);
-	close(fd);
-}
-
-/* Drop the file's clean, unmapped, unlocked pages from the page cache. */
-static void evict(const char *p)
-{
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(fdatasync(fd), 0);
-	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-	close(fd);
 }
 
 /* The test's own mapping of the file's first size bytes. */
@@ -157,28 +103,13 @@ static void check_resident(mmapfile_t *f, struct oracle *o, off_t off, size_t le
 	ck_abort_msg("the page cache never held still for resident(%lld, %zu)", (long long)off, len);
 }
 
-/* Whether this process may lock n bytes (root, CAP_IPC_LOCK or a large
- * enough RLIMIT_MEMLOCK); says why not when it may not. */
-static bool may_lock(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert(p != MAP_FAILED);
-	int rc = sys_mlock(p, n), err = errno;
-	munmap(p, n);
-	if (rc != 0) {
-		printf("SKIPPED: locking %zu bytes: %s (RLIMIT_MEMLOCK too low)\n", n, strerror(err));
-		fflush(stdout);
-	}
-	return rc == 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Arguments and empty ranges */
 
 START_TEST(test_invalid_arguments)
 {
 	const char *p = tu_path("f");
-	make_file(p, 100 * KiB, 1);
+	free(tu_make_file(p, (size_t)(100 * KiB), 1, true));
 	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	struct { mmapfile_t *f; off_t off; size_t len; } bad[] = {
@@ -187,7 +118,7 @@ START_TEST(test_invalid_arguments)
 		{ f, OFF_MAX_T, 1 }, { f, 1, (size_t)OFF_MAX_T }, { f, 0, (size_t)OFF_MAX_T + 1 },
 		{ f, 0, SIZE_MAX },
 	};
-	long locked = vm_locked();
+	long locked = tu_vm_locked();
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		errno = 0;
 		ck_assert_int_eq(mmapfile_resident(bad[i].f, bad[i].off, bad[i].len), -1);
@@ -205,7 +136,7 @@ START_TEST(test_invalid_arguments)
 	check_resident(f, &o, 0, (size_t)OFF_MAX_T);
 	check_resident(f, &o, 1, (size_t)OFF_MAX_T - 1);
 	oracle_close(&o);
-	ck_assert_int_eq(vm_locked(), locked);
+	ck_assert_int_eq(tu_vm_locked(), locked);
 	ck_assert_int_eq(mmapfile_close(f), 0);
 }
 END_TEST
@@ -216,10 +147,10 @@ START_TEST(test_range_past_end)
 {
 	const char *p = tu_path("f");
 	off_t size = 3 * P + 100;
-	make_file(p, size, 2);
+	free(tu_make_file(p, (size_t)size, 2, true));
 	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
-	long locked = vm_locked();
+	long locked = tu_vm_locked();
 	off_t offs[] = { size, size + 1, round_up(size), 10 * P, OFF_MAX_T - 1, OFF_MAX_T };
 	size_t lens[] = { 0, 1, (size_t)P };
 	for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++)
@@ -228,7 +159,7 @@ START_TEST(test_range_past_end)
 				continue;
 			ck_assert_int_eq(mmapfile_resident(f, offs[i], lens[j]), 0);
 			ck_assert_int_eq(mmapfile_lock(f, offs[i], lens[j]), 0);
-			ck_assert_int_eq(vm_locked(), locked);
+			ck_assert_int_eq(tu_vm_locked(), locked);
 			ck_assert_int_eq(mmapfile_unlock(f, offs[i], lens[j]), 0);
 		}
 	ck_assert_int_eq(mmapfile_close(f), 0);
@@ -241,7 +172,7 @@ START_TEST(test_range_past_end)
 	ck_assert_int_eq(mmapfile_resident(f, 0, 100), 0);
 	ck_assert_int_eq(mmapfile_lock(f, 0, 0), 0);
 	ck_assert_int_eq(mmapfile_unlock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked(), locked);
+	ck_assert_int_eq(tu_vm_locked(), locked);
 	ck_assert_int_eq(mmapfile_close(f), 0);
 }
 END_TEST
@@ -255,7 +186,7 @@ START_TEST(test_resident_evict_and_read)
 {
 	const char *p = tu_path("f");
 	off_t size = 256 * P + 1234; /* a partial last page */
-	make_file(p, size, 3);
+	free(tu_make_file(p, (size_t)size, 3, true));
 	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	struct oracle o;
@@ -265,7 +196,7 @@ START_TEST(test_resident_evict_and_read)
 	check_resident(f, &o, 0, 0);
 	off_t before = mmapfile_resident(f, 0, 0);
 
-	evict(p);
+	tu_evict(p);
 	check_resident(f, &o, 0, 0);
 	off_t after = mmapfile_resident(f, 0, 0);
 	bool evicts = after < before;
@@ -302,7 +233,7 @@ START_TEST(test_resident_evict_and_read)
 		check_resident(f, &o, off, len);
 	}
 	/* Evicted again: the count drops with the page cache. */
-	evict(p);
+	tu_evict(p);
 	check_resident(f, &o, 0, 0);
 	if (evicts)
 		ck_assert_int_lt(mmapfile_resident(f, 0, 0), size);
@@ -317,7 +248,7 @@ START_TEST(test_resident_small_and_reserve)
 {
 	const char *p = tu_path("small");
 	off_t size = 2 * P + 1808;
-	make_file(p, size, 4);
+	free(tu_make_file(p, (size_t)size, 4, true));
 	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	struct oracle o;
@@ -327,7 +258,7 @@ START_TEST(test_resident_small_and_reserve)
 	check_resident(f, &o, 2 * P, 0);
 	check_resident(f, &o, size - 1, 5);
 	check_resident(f, &o, P + 1, (size_t)(100 * P));
-	evict(p);
+	tu_evict(p);
 	check_resident(f, &o, 0, 0);
 	check_resident(f, &o, P, 1);
 	oracle_close(&o);
@@ -390,10 +321,10 @@ START_TEST(test_lock_unlock_against_mlock)
 {
 	const char *p = tu_path("f");
 	off_t size = 64 * P + 100;
-	if (!may_lock(2 * (size_t)round_up(size)))
+	if (!tu_may_lock(2 * (size_t)round_up(size)))
 		return;
-	make_file(p, size, 6);
-	evict(p);
+	free(tu_make_file(p, (size_t)size, 6, true));
+	tu_evict(p);
 	mmapfile_t *f = mmapfile_open(p, _i ? O_RDWR : O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	struct oracle o;
@@ -411,7 +342,7 @@ START_TEST(test_lock_unlock_against_mlock)
 		{ false, 30, 0, 1 },
 	};
 	enum { N = sizeof ops / sizeof ops[0] };
-	long base = vm_locked(), lib[N], sys[N];
+	long base = tu_vm_locked(), lib[N], sys[N];
 
 	for (int i = 0; i < N; i++) {
 		off_t off = ops[i].off * P + ops[i].add;
@@ -419,7 +350,7 @@ START_TEST(test_lock_unlock_against_mlock)
 			ck_assert_int_eq(mmapfile_lock(f, off, ops[i].len), 0);
 		else
 			ck_assert_int_eq(mmapfile_unlock(f, off, ops[i].len), 0);
-		lib[i] = vm_locked() - base;
+		lib[i] = tu_vm_locked() - base;
 		if (ops[i].lock) {
 			/* Locked pages are in RAM, whole. */
 			ck_assert_int_eq(mmapfile_resident(f, off, ops[i].len),
@@ -427,27 +358,27 @@ START_TEST(test_lock_unlock_against_mlock)
 		}
 	}
 	/* Locked pages survive eviction (all but page 30 are locked now). */
-	evict(p);
+	tu_evict(p);
 	check_resident(f, &o, 0, 0);
 	ck_assert_int_eq(mmapfile_resident(f, 0, (size_t)(30 * P)), 30 * P);
 	ck_assert_int_eq(mmapfile_resident(f, 31 * P, 0), size - 31 * P);
 	ck_assert_int_eq(mmapfile_unlock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 
 	for (int i = 0; i < N; i++) {
 		off_t start, end;
 		if (op_pages(&ops[i], size, &start, &end)) {
-			int (*fn)(const void *, size_t) = ops[i].lock ? sys_mlock : sys_munlock;
+			int (*fn)(const void *, size_t) = ops[i].lock ? tu_sys_mlock : tu_sys_munlock;
 			ck_assert_int_eq(fn(o.map + start, (size_t)(end - start)), 0);
 		}
-		sys[i] = vm_locked() - base;
+		sys[i] = tu_vm_locked() - base;
 	}
-	ck_assert_int_eq(sys_munlock(o.map, o.len), 0);
+	ck_assert_int_eq(tu_sys_munlock(o.map, o.len), 0);
 	for (int i = 0; i < N; i++)
 		ck_assert_msg(lib[i] == sys[i], "step %d: %ld KiB locked, mlock locks %ld KiB", i, lib[i], sys[i]);
 	oracle_close(&o);
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 }
 END_TEST
 
@@ -458,9 +389,9 @@ START_TEST(test_failed_lock_leaves_nothing_locked)
 {
 	const char *p = tu_path("f");
 	off_t size = 64 * P;
-	if (!may_lock(2 * (size_t)size))
+	if (!tu_may_lock(2 * (size_t)size))
 		return;
-	make_file(p, size, 7);
+	free(tu_make_file(p, (size_t)size, 7, true));
 	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	int fd = open(p, O_RDWR | O_CLOEXEC);
@@ -468,34 +399,34 @@ START_TEST(test_failed_lock_leaves_nothing_locked)
 	unsigned char *map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
 	ck_assert(map != MAP_FAILED);
 	ck_assert_int_eq(ftruncate(fd, 16 * P), 0);
-	long base = vm_locked();
+	long base = tu_vm_locked();
 
 	errno = 0;
-	int want = sys_mlock(map, (size_t)size), want_err = errno;
-	long half = vm_locked() - base;
-	ck_assert_int_eq(sys_munlock(map, (size_t)size), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	int want = tu_sys_mlock(map, (size_t)size), want_err = errno;
+	long half = tu_vm_locked() - base;
+	ck_assert_int_eq(tu_sys_munlock(map, (size_t)size), 0);
+	ck_assert_int_eq(tu_vm_locked(), base);
 
 	errno = 0;
 	ck_assert_int_eq(mmapfile_lock(f, 0, 0), want);
 	if (want != 0) {
 		ck_assert_msg(errno == want_err, "mmapfile_lock: %s, mlock: %s", strerror(errno),
 		              strerror(want_err));
-		ck_assert_msg(vm_locked() == base, "mmapfile_lock failed (%s) leaving %ld KiB locked",
-		              strerror(want_err), vm_locked() - base);
+		ck_assert_msg(tu_vm_locked() == base, "mmapfile_lock failed (%s) leaving %ld KiB locked",
+		              strerror(want_err), tu_vm_locked() - base);
 	} else {
 		printf("SKIPPED (in part): mlock past the file's end succeeded (%ld KiB)\n", half);
 		ck_assert_int_eq(mmapfile_unlock(f, 0, 0), 0);
 	}
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 	ck_assert_int_eq(mmapfile_unlock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 
 	/* What is left of the file can be locked. */
 	ck_assert_int_eq(mmapfile_lock(f, 0, (size_t)(16 * P)), 0);
-	ck_assert_int_eq(vm_locked() - base, 16 * P / 1024);
+	ck_assert_int_eq(tu_vm_locked() - base, 16 * P / 1024);
 	ck_assert_int_eq(mmapfile_unlock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 	munmap(map, (size_t)size);
 	close(fd);
 	ck_assert_int_eq(mmapfile_close(f), 0);
@@ -509,16 +440,16 @@ START_TEST(test_unlock_after_growth_and_shrink)
 {
 	const char *p = tu_path("f");
 	off_t size = 32 * P;
-	if (!may_lock((size_t)1100 * (size_t)P))
+	if (!tu_may_lock((size_t)1100 * (size_t)P))
 		return;
-	make_file(p, size, 8);
+	free(tu_make_file(p, (size_t)size, 8, true));
 	mmapfile_t *f = mmapfile_open(p, _i ? O_RDWR : O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	int fd = open(p, O_RDWR | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
-	long base = vm_locked();
+	long base = tu_vm_locked();
 	ck_assert_int_eq(mmapfile_lock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked() - base, size / 1024);
+	ck_assert_int_eq(tu_vm_locked() - base, size / 1024);
 
 	/* Another process grows the file a little (the mapping can grow in
 	 * place), then a lot (the file is mapped afresh); a read at the end
@@ -526,13 +457,13 @@ START_TEST(test_unlock_after_growth_and_shrink)
 	char c;
 	ck_assert_int_eq(ftruncate(fd, 40 * P), 0);
 	ck_assert_int_eq(mmapfile_readat(f, &c, 1, 40 * P - 1), 1);
-	ck_assert_int_ge(vm_locked() - base, size / 1024);
+	ck_assert_int_ge(tu_vm_locked() - base, size / 1024);
 	ck_assert_int_eq(ftruncate(fd, 1024 * P), 0);
 	ck_assert_int_eq(mmapfile_readat(f, &c, 1, 1024 * P - 1), 1);
 	ck_assert_int_eq(mmapfile_size(f), 1024 * P);
-	ck_assert_int_ge(vm_locked() - base, size / 1024);
+	ck_assert_int_ge(tu_vm_locked() - base, size / 1024);
 	/* The first pages are still locked: eviction leaves them. */
-	evict(p);
+	tu_evict(p);
 	struct oracle o;
 	oracle_open(&o, p, 1024 * P);
 	oracle_scan(&o);
@@ -540,17 +471,17 @@ START_TEST(test_unlock_after_growth_and_shrink)
 	check_resident(f, &o, 0, 0);
 	oracle_close(&o);
 	ck_assert_int_eq(mmapfile_unlock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 
 	/* Lock it all, then cut the file: unlocking still reaches every page. */
 	ck_assert_int_eq(mmapfile_lock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked() - base, 1024 * P / 1024);
+	ck_assert_int_eq(tu_vm_locked() - base, 1024 * P / 1024);
 	if (_i)
 		ck_assert_int_eq(mmapfile_truncate(f, 3 * P), 0);
 	else
 		ck_assert_int_eq(ftruncate(fd, 3 * P), 0);
 	ck_assert_int_eq(mmapfile_unlock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 	close(fd);
 	ck_assert_int_eq(mmapfile_close(f), 0);
 }
@@ -561,37 +492,23 @@ END_TEST
 START_TEST(test_close_unlocks)
 {
 	const char *p = tu_path("f");
-	if (!may_lock(64 * (size_t)P))
+	if (!tu_may_lock(64 * (size_t)P))
 		return;
 	off_t pages = _i ? 3 : 21, size = (pages - 1) * P + 5;
-	make_file(p, size, 9);
-	long base = vm_locked();
+	free(tu_make_file(p, (size_t)size, 9, true));
+	long base = tu_vm_locked();
 	mmapfile_t *f = mmapfile_open(p, _i ? O_RDONLY : O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(mmapfile_unlock(f, 0, 0), 0);
 	ck_assert_int_eq(mmapfile_lock(f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked() - base, pages * P / 1024);
+	ck_assert_int_eq(tu_vm_locked() - base, pages * P / 1024);
 	ck_assert_int_eq(mmapfile_close(f), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 }
 END_TEST
 
 /* ------------------------------------------------------------------ */
 /* As an unprivileged user: RLIMIT_MEMLOCK, and a handle without a mapping */
-
-static long child_vm_locked(void)
-{
-	FILE *fp = fopen("/proc/self/status", "r");
-	TU_CCHECK(fp != NULL, "open /proc/self/status: %s", strerror(errno));
-	char line[256];
-	long kb = -1;
-	while (fgets(line, sizeof line, fp))
-		if (strncmp(line, "VmLck:", 6) == 0)
-			kb = atol(line + 6);
-	fclose(fp);
-	TU_CCHECK(kb >= 0, "no VmLck");
-	return kb;
-}
 
 
 /* Lock [off, off + len) through the handle and the same pages through the
@@ -603,13 +520,13 @@ static void child_compare_lock(mmapfile_t *f, unsigned char *map, off_t size, of
 	off_t end = len == 0 || (off_t)len > size - off ? size : off + (off_t)len;
 	off_t start = off / P * P, stop = round_up(end);
 	errno = 0;
-	int want = sys_mlock(map + start, (size_t)(stop - start)), want_err = errno;
+	int want = tu_sys_mlock(map + start, (size_t)(stop - start)), want_err = errno;
 	if (want == 0)
-		TU_CCHECK(sys_munlock(map + start, (size_t)(stop - start)) == 0, "munlock: %s", strerror(errno));
+		TU_CCHECK(tu_sys_munlock(map + start, (size_t)(stop - start)) == 0, "munlock: %s", strerror(errno));
 	if (expect && want == 0)
 		tu_child_skip("mlock of %lld bytes succeeded below RLIMIT_MEMLOCK (CAP_IPC_LOCK?)",
 		           (long long)(stop - start));
-	TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked after the oracle", child_vm_locked());
+	TU_CCHECK(tu_vm_locked() == 0, "%ld KiB locked after the oracle", tu_vm_locked());
 	errno = 0;
 	int got = mmapfile_lock(f, off, len), got_err = errno;
 	TU_CCHECK(got == want, "mmapfile_lock(%lld, %zu) = %d (%s), mlock %d (%s)", (long long)off, len, got,
@@ -619,12 +536,12 @@ static void child_compare_lock(mmapfile_t *f, unsigned char *map, off_t size, of
 		       strerror(got_err), strerror(want_err));
 		TU_CCHECK(got_err == expect, "mmapfile_lock(%lld, %zu): %s, expected %s", (long long)off, len,
 		       strerror(got_err), strerror(expect));
-		TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked after a failed lock", child_vm_locked());
+		TU_CCHECK(tu_vm_locked() == 0, "%ld KiB locked after a failed lock", tu_vm_locked());
 	} else {
-		TU_CCHECK(child_vm_locked() == (stop - start) / 1024, "%ld KiB locked, want %lld",
-		       child_vm_locked(), (long long)(stop - start) / 1024);
+		TU_CCHECK(tu_vm_locked() == (stop - start) / 1024, "%ld KiB locked, want %lld",
+		       tu_vm_locked(), (long long)(stop - start) / 1024);
 		TU_CCHECK(mmapfile_unlock(f, off, len) == 0, "unlock: %s", strerror(errno));
-		TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked after unlock", child_vm_locked());
+		TU_CCHECK(tu_vm_locked() == 0, "%ld KiB locked after unlock", tu_vm_locked());
 	}
 }
 
@@ -638,7 +555,7 @@ static void child_limits(void *arg)
 	TU_CCHECK(fd >= 0, "open: %s", strerror(errno));
 	unsigned char *map = mmap(NULL, (size_t)round_up(size), PROT_READ, MAP_SHARED, fd, 0);
 	TU_CCHECK(map != MAP_FAILED, "mmap: %s", strerror(errno));
-	TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked at the start", child_vm_locked());
+	TU_CCHECK(tu_vm_locked() == 0, "%ld KiB locked at the start", tu_vm_locked());
 
 	/* A low limit: ranges over it fail, ranges under it work. */
 	off_t limit = 16 * P;
@@ -651,15 +568,15 @@ static void child_limits(void *arg)
 	/* The limit counts what is locked already. */
 	TU_CCHECK(mmapfile_lock(f, 0, (size_t)(10 * P)) == 0, "lock 10 pages: %s", strerror(errno));
 	errno = 0;
-	int want = sys_mlock(map + 20 * P, (size_t)(10 * P)), want_err = errno;
+	int want = tu_sys_mlock(map + 20 * P, (size_t)(10 * P)), want_err = errno;
 	TU_CCHECK(want == -1, "mlock over the limit with 10 pages locked succeeded");
-	TU_CCHECK(child_vm_locked() == 10 * P / 1024, "%ld KiB locked", child_vm_locked());
+	TU_CCHECK(tu_vm_locked() == 10 * P / 1024, "%ld KiB locked", tu_vm_locked());
 	errno = 0;
 	TU_CCHECK(mmapfile_lock(f, 20 * P, (size_t)(10 * P)) == -1 && errno == want_err,
 	       "lock over the limit: %s, mlock: %s", strerror(errno), strerror(want_err));
-	TU_CCHECK(child_vm_locked() == 10 * P / 1024, "%ld KiB locked", child_vm_locked());
+	TU_CCHECK(tu_vm_locked() == 10 * P / 1024, "%ld KiB locked", tu_vm_locked());
 	TU_CCHECK(mmapfile_unlock(f, 0, 0) == 0, "unlock: %s", strerror(errno));
-	TU_CCHECK(child_vm_locked() == 0, "%ld KiB locked", child_vm_locked());
+	TU_CCHECK(tu_vm_locked() == 0, "%ld KiB locked", tu_vm_locked());
 
 	/* No locking at all. */
 	rl.rlim_cur = rl.rlim_max = 0;
@@ -676,7 +593,7 @@ static void child_limits(void *arg)
 START_TEST(test_lock_limits)
 {
 	const char *p = tu_path("f");
-	make_file(p, 64 * P + 10, 10);
+	free(tu_make_file(p, (size_t)(64 * P + 10), 10, true));
 	ck_assert_int_eq(chmod(tu_dir(), 0711), 0);
 	ck_assert_int_eq(chmod(p, 0644), 0);
 	tu_run_unprivileged("RLIMIT_MEMLOCK", p, F_OK, child_limits, (void *)p);
@@ -687,18 +604,8 @@ END_TEST
  * mapping, and has no pages to count or lock. */
 static void child_mapless(void *arg)
 {
-	const char *dir = arg;
 	char p[4096];
-	snprintf(p, sizeof p, "%s/wo", dir);
-	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0200);
-	TU_CCHECK(fd >= 0, "create %s: %s", p, strerror(errno));
-	TU_CCHECK(write(fd, "0123456789", 10) == 10, "write: %s", strerror(errno));
-	close(fd);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		tu_child_skip("uid %d may read a 0200 file", (int)geteuid());
-	mmapfile_t *f = mmapfile_open(p, O_WRONLY, 0);
-	TU_CCHECK(f != NULL, "open O_WRONLY: %s", strerror(errno));
+	mmapfile_t *f = tu_child_open_write_only(arg, p, sizeof p);
 	TU_CCHECK(mmapfile_write(f, "abc", 3) == 3, "write: %s", strerror(errno));
 	errno = 0;
 	TU_CCHECK(mmapfile_resident(f, 0, 0) == -1 && errno == ENODEV, "resident: %s", strerror(errno));
@@ -717,10 +624,7 @@ static void child_mapless(void *arg)
 
 START_TEST(test_mapless_handle)
 {
-	ck_assert_int_eq(chmod(tu_dir(), 0711), 0);
-	const char *d = tu_path("pub");
-	ck_assert_int_eq(mkdir(d, 0777), 0);
-	ck_assert_int_eq(chmod(d, 0777), 0);
+	const char *d = tu_public_dir();
 	tu_run_unprivileged("write-only handle", d, F_OK, child_mapless, (void *)d);
 }
 END_TEST
@@ -754,9 +658,9 @@ static void *appender(void *arg)
 START_TEST(test_threads)
 {
 	const char *p = tu_path("f");
-	if (!may_lock(2 << 20))
+	if (!tu_may_lock(2 << 20))
 		return;
-	long base = vm_locked();
+	long base = tu_vm_locked();
 	struct shared s = { .f = mmapfile_create(p, 0, O_RDWR, 0644) };
 	ck_assert_ptr_nonnull(s.f);
 	pthread_t t;
@@ -771,7 +675,7 @@ START_TEST(test_threads)
 	}
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_int_eq(mmapfile_unlock(s.f, 0, 0), 0);
-	ck_assert_int_eq(vm_locked(), base);
+	ck_assert_int_eq(tu_vm_locked(), base);
 	struct oracle o;
 	oracle_open(&o, p, mmapfile_size(s.f));
 	check_resident(s.f, &o, 0, 0);

@@ -29,20 +29,6 @@ static size_t page(void)
 	return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static unsigned char *xmalloc(size_t n)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	ck_assert_ptr_nonnull(p);
-	return p;
-}
-
-static unsigned char *random_bytes(size_t n, uint64_t seed)
-{
-	unsigned char *p = xmalloc(n);
-	tu_fill(p, n, seed);
-	return p;
-}
-
 /* Run the library call and the oracle call; compare result and errno. */
 #define SAME(mcall, fcall)                                                     \
 	do {                                                                   \
@@ -97,28 +83,16 @@ static void twin_open(struct twin *t, const void *init, size_t n, int flags)
 	ck_assert_msg(t->fd >= 0, "open(%s): %s", t->pf, strerror(errno));
 }
 
-static off_t fd_size(int fd)
-{
-	struct stat st;
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	return st.st_size;
-}
-
 /* The first n bytes of path through a fresh plain descriptor (n may be less
  * than the file's length: a writable handle may keep a reserve). */
 static unsigned char *read_prefix(const char *path, size_t n)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
-	ck_assert_msg((size_t)fd_size(fd) >= n, "%s has %lld bytes on disk, fewer than its size %zu",
-		      path, (long long)fd_size(fd), n);
-	unsigned char *buf = xmalloc(n);
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
-		ck_assert_msg(r > 0, "pread %s: %zd (%s)", path, r, strerror(errno));
-		got += (size_t)r;
-	}
+	ck_assert_msg((size_t)tu_fd_size(fd) >= n, "%s has %lld bytes on disk, fewer than its size %zu",
+		      path, (long long)tu_fd_size(fd), n);
+	unsigned char *buf = tu_xmalloc(n);
+	tu_pread_all(fd, buf, n, 0);
 	close(fd);
 	return buf;
 }
@@ -140,7 +114,7 @@ static void twin_check(struct twin *t)
 	off_t fc = lseek(t->fd, 0, SEEK_CUR);
 	ck_assert_msg(mc == fc, "cursor %lld, oracle %lld", (long long)mc, (long long)fc);
 	off_t ms = mmapfile_size(t->m);
-	off_t fs = fd_size(t->fd);
+	off_t fs = tu_fd_size(t->fd);
 	ck_assert_msg(ms == fs, "mmapfile_size %lld, oracle %lld", (long long)ms, (long long)fs);
 	unsigned char *a = read_prefix(t->pm, (size_t)fs);
 	unsigned char *b = read_prefix(t->pf, (size_t)fs);
@@ -169,7 +143,7 @@ static void twin_close(struct twin *t)
  * what it returned. */
 static void twin_read(struct twin *t, size_t n)
 {
-	unsigned char *a = xmalloc(n + 16), *b = xmalloc(n + 16);
+	unsigned char *a = tu_xmalloc(n + 16), *b = tu_xmalloc(n + 16);
 	memset(a, 0xA5, n + 16);
 	memset(b, 0xA5, n + 16);
 	errno = 0;
@@ -184,7 +158,7 @@ static void twin_read(struct twin *t, size_t n)
 
 static void twin_readat(struct twin *t, size_t n, off_t off)
 {
-	unsigned char *a = xmalloc(n + 16), *b = xmalloc(n + 16);
+	unsigned char *a = tu_xmalloc(n + 16), *b = tu_xmalloc(n + 16);
 	memset(a, 0x5A, n + 16);
 	memset(b, 0x5A, n + 16);
 	errno = 0;
@@ -218,7 +192,7 @@ static void twin_seek(struct twin *t, off_t off, int whence)
 START_TEST(test_read_copies_min_and_advances)
 {
 	size_t n = 1000;
-	unsigned char *data = random_bytes(n, 1);
+	unsigned char *data = tu_random_bytes(n, 1);
 	struct twin t;
 	twin_open(&t, data, n, O_RDONLY);
 	twin_read(&t, 300);
@@ -240,11 +214,11 @@ START_TEST(test_read_exact_bytes)
 {
 	/* Independent of the oracle: the bytes are the file's bytes. */
 	size_t n = 3 * page() + 77;
-	unsigned char *data = random_bytes(n, 2);
+	unsigned char *data = tu_random_bytes(n, 2);
 	tu_write_file(tu_path("f"), data, n);
 	mmapfile_t *m = mmapfile_open(tu_path("f"), O_RDONLY, 0);
 	ck_assert_ptr_nonnull(m);
-	unsigned char *buf = xmalloc(n + 100);
+	unsigned char *buf = tu_xmalloc(n + 100);
 	ck_assert_int_eq(mmapfile_read(m, buf, 10), 10);
 	ck_assert_int_eq(mmapfile_read(m, buf + 10, n + 100), (ssize_t)(n - 10));
 	ck_assert_int_eq(memcmp(buf, data, n), 0);
@@ -259,7 +233,7 @@ END_TEST
 START_TEST(test_read_at_and_past_eof_returns_zero)
 {
 	size_t n = 5000;
-	unsigned char *data = random_bytes(n, 3);
+	unsigned char *data = tu_random_bytes(n, 3);
 	struct twin t;
 	twin_open(&t, data, n, O_RDONLY);
 	twin_seek(&t, 0, SEEK_END);
@@ -281,7 +255,7 @@ END_TEST
 START_TEST(test_read_zero_n)
 {
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 4);
+	unsigned char *data = tu_random_bytes(n, 4);
 	unsigned char buf[8];
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
@@ -312,7 +286,7 @@ START_TEST(test_read_small_files)
 	size_t chunks[] = {1, 7, p - 1, p, p + 1, 3 * p};
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
 		for (size_t j = 0; j < sizeof chunks / sizeof *chunks; j++) {
-			unsigned char *data = random_bytes(sizes[i], 10 + i);
+			unsigned char *data = tu_random_bytes(sizes[i], 10 + i);
 			struct twin t;
 			twin_open(&t, data, sizes[i], O_RDONLY);
 			if (chunks[j] < 16 && sizes[i] > 64) {
@@ -337,7 +311,7 @@ START_TEST(test_readat_does_not_move_cursor)
 {
 	size_t p = page();
 	size_t n = 3 * p + 123;
-	unsigned char *data = random_bytes(n, 5);
+	unsigned char *data = tu_random_bytes(n, 5);
 	struct twin t;
 	twin_open(&t, data, n, O_RDONLY);
 	twin_seek(&t, 17, SEEK_SET);
@@ -360,8 +334,8 @@ END_TEST
 START_TEST(test_write_at_cursor_advances)
 {
 	size_t n = 10000;
-	unsigned char *data = random_bytes(n, 6);
-	unsigned char *w = random_bytes(3000, 7);
+	unsigned char *data = tu_random_bytes(n, 6);
+	unsigned char *w = tu_random_bytes(3000, 7);
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
 	twin_write(&t, w, 100); /* overwrites 0..100 */
@@ -382,7 +356,7 @@ END_TEST
 
 START_TEST(test_write_grows_from_empty)
 {
-	unsigned char *w = random_bytes(20000, 8);
+	unsigned char *w = tu_random_bytes(20000, 8);
 	struct twin t;
 	twin_open(&t, NULL, 0, O_RDWR);
 	size_t off = 0, k = 1;
@@ -400,8 +374,8 @@ END_TEST
 START_TEST(test_write_wronly)
 {
 	size_t n = 4096;
-	unsigned char *data = random_bytes(n, 9);
-	unsigned char *w = random_bytes(10000, 10);
+	unsigned char *data = tu_random_bytes(n, 9);
+	unsigned char *w = tu_random_bytes(10000, 10);
 	struct twin t;
 	twin_open(&t, data, n, O_WRONLY);
 	twin_write(&t, w, 1000);
@@ -421,8 +395,8 @@ START_TEST(test_write_past_end_leaves_zero_gap)
 	size_t p = page();
 	for (size_t i = 0; i < 2; i++) {
 		size_t n = 1000;
-		unsigned char *data = random_bytes(n, 11);
-		unsigned char *w = random_bytes(500, 12);
+		unsigned char *data = tu_random_bytes(n, 11);
+		unsigned char *w = tu_random_bytes(500, 12);
 		struct twin t;
 		twin_open(&t, data, n, modes[i]);
 		off_t at = (off_t)(3 * p + 5);
@@ -446,7 +420,7 @@ END_TEST
 
 START_TEST(test_write_big_gap)
 {
-	unsigned char *w = random_bytes(100, 13);
+	unsigned char *w = tu_random_bytes(100, 13);
 	struct twin t;
 	twin_open(&t, NULL, 0, O_RDWR);
 	twin_seek(&t, (off_t)(3 * MiB + 17), SEEK_SET);
@@ -463,7 +437,7 @@ END_TEST
 START_TEST(test_write_zero_n)
 {
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 14);
+	unsigned char *data = tu_random_bytes(n, 14);
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
 	twin_seek(&t, 50, SEEK_SET);
@@ -485,8 +459,8 @@ START_TEST(test_writeat_does_not_move_cursor)
 {
 	size_t p = page();
 	size_t n = 2 * p + 10;
-	unsigned char *data = random_bytes(n, 15);
-	unsigned char *w = random_bytes(3 * p, 16);
+	unsigned char *data = tu_random_bytes(n, 15);
+	unsigned char *w = tu_random_bytes(3 * p, 16);
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
 	twin_seek(&t, 33, SEEK_SET);
@@ -511,8 +485,8 @@ START_TEST(test_append_goes_to_end_after_seek)
 	int modes[] = {O_WRONLY | O_APPEND, O_RDWR | O_APPEND};
 	for (size_t i = 0; i < 2; i++) {
 		size_t n = 3000;
-		unsigned char *data = random_bytes(n, 17);
-		unsigned char *w = random_bytes(5000, 18);
+		unsigned char *data = tu_random_bytes(n, 17);
+		unsigned char *w = tu_random_bytes(5000, 18);
 		struct twin t;
 		twin_open(&t, data, n, modes[i]);
 		twin_seek(&t, 0, SEEK_SET);
@@ -538,7 +512,7 @@ END_TEST
 START_TEST(test_append_zero_length_changes_nothing)
 {
 	size_t n = 300;
-	unsigned char *data = random_bytes(n, 19);
+	unsigned char *data = tu_random_bytes(n, 19);
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR | O_APPEND);
 	twin_seek(&t, 5, SEEK_SET);
@@ -555,8 +529,8 @@ END_TEST
 START_TEST(test_append_read_and_readat)
 {
 	size_t n = 2000;
-	unsigned char *data = random_bytes(n, 20);
-	unsigned char *w = random_bytes(9000, 21);
+	unsigned char *data = tu_random_bytes(n, 20);
+	unsigned char *w = tu_random_bytes(9000, 21);
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR | O_APPEND);
 	twin_read(&t, 100);
@@ -575,7 +549,7 @@ END_TEST
 START_TEST(test_writeat_append_einval)
 {
 	size_t n = 500;
-	unsigned char *data = random_bytes(n, 22);
+	unsigned char *data = tu_random_bytes(n, 22);
 	int modes[] = {O_WRONLY | O_APPEND, O_RDWR | O_APPEND};
 	for (size_t i = 0; i < 2; i++) {
 		struct twin t;
@@ -598,7 +572,7 @@ END_TEST
 START_TEST(test_read_wronly_ebadf)
 {
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 23);
+	unsigned char *data = tu_random_bytes(n, 23);
 	unsigned char buf[64];
 	struct twin t;
 	twin_open(&t, data, n, O_WRONLY);
@@ -614,7 +588,7 @@ END_TEST
 START_TEST(test_readat_wronly_ebadf)
 {
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 24);
+	unsigned char *data = tu_random_bytes(n, 24);
 	unsigned char buf[64];
 	int modes[] = {O_WRONLY, O_WRONLY | O_APPEND};
 	for (size_t i = 0; i < 2; i++) {
@@ -634,8 +608,8 @@ END_TEST
 START_TEST(test_write_rdonly_ebadf)
 {
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 25);
-	unsigned char *w = random_bytes(64, 26);
+	unsigned char *data = tu_random_bytes(n, 25);
+	unsigned char *w = tu_random_bytes(64, 26);
 	struct twin t;
 	twin_open(&t, data, n, O_RDONLY);
 	twin_seek(&t, 10, SEEK_SET);
@@ -656,7 +630,7 @@ END_TEST
 START_TEST(test_null_buffer_einval)
 {
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 27);
+	unsigned char *data = tu_random_bytes(n, 27);
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
 	twin_seek(&t, 3, SEEK_SET);
@@ -688,7 +662,7 @@ END_TEST
 START_TEST(test_negative_offset_einval)
 {
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 28);
+	unsigned char *data = tu_random_bytes(n, 28);
 	unsigned char buf[16];
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
@@ -710,7 +684,7 @@ END_TEST
 START_TEST(test_offset_overflow_einval)
 {
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 29);
+	unsigned char *data = tu_random_bytes(n, 29);
 	unsigned char buf[128];
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
@@ -735,7 +709,7 @@ START_TEST(test_n_over_ssize_max_einval)
 	/* read(2) would say EFAULT here (the range is not mapped); the spec
 	 * (DESIGN.md, error 4) says EINVAL, checked before the buffer. */
 	size_t n = 100;
-	unsigned char *data = random_bytes(n, 30);
+	unsigned char *data = tu_random_bytes(n, 30);
 	unsigned char buf[16];
 	size_t bigs[] = {(size_t)SSIZE_MAX + 1, SIZE_MAX};
 	struct twin t;
@@ -757,7 +731,7 @@ END_TEST
 
 static void large_write_at_end(size_t size)
 {
-	unsigned char *w = random_bytes(size, size);
+	unsigned char *w = tu_random_bytes(size, size);
 	struct twin t;
 	twin_open(&t, NULL, 0, O_RDWR);
 	twin_write(&t, w, size);
@@ -789,8 +763,8 @@ START_TEST(test_large_unaligned_at_end)
 	size_t total = 0;
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
 		total += sizes[i];
-	unsigned char *data = random_bytes(init, 31);
-	unsigned char *w = random_bytes(total, 32);
+	unsigned char *data = tu_random_bytes(init, 31);
+	unsigned char *w = tu_random_bytes(total, 32);
 	struct twin t;
 	twin_open(&t, data, init, O_RDWR);
 	twin_seek(&t, 0, SEEK_END);
@@ -810,8 +784,8 @@ START_TEST(test_large_write_in_middle)
 {
 	size_t p = page();
 	size_t n = 3 * MiB + 5;
-	unsigned char *data = random_bytes(n, 33);
-	unsigned char *w = random_bytes(2 * MiB + 16, 34);
+	unsigned char *data = tu_random_bytes(n, 33);
+	unsigned char *w = tu_random_bytes(2 * MiB + 16, 34);
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
 	twin_seek(&t, (off_t)p - 1, SEEK_SET);
@@ -832,8 +806,8 @@ END_TEST
 START_TEST(test_large_writeat_past_end)
 {
 	size_t n = MiB;
-	unsigned char *data = random_bytes(n, 35);
-	unsigned char *w = random_bytes(MiB + 1, 36);
+	unsigned char *data = tu_random_bytes(n, 35);
+	unsigned char *w = tu_random_bytes(MiB + 1, 36);
 	struct twin t;
 	twin_open(&t, data, n, O_RDWR);
 	twin_writeat(&t, w, MiB + 1, (off_t)(5 * MiB + 7)); /* a 4 MiB gap */
@@ -851,7 +825,7 @@ END_TEST
 static void many_small_appends(int flags)
 {
 	const size_t count = 100000, each = 17;
-	unsigned char *expect = random_bytes(count * each, 37);
+	unsigned char *expect = tu_random_bytes(count * each, 37);
 	const char *path = tu_path("appends.dat");
 	mmapfile_t *m = mmapfile_open(path, flags | O_CREAT, 0644);
 	ck_assert_msg(m != NULL, "mmapfile_open: %s", strerror(errno));
@@ -890,8 +864,8 @@ static void exact_after_every_write(int flags)
 {
 	size_t p = page();
 	size_t n = 1000;
-	unsigned char *data = random_bytes(n, 38);
-	unsigned char *w = random_bytes(MiB + 11, 39);
+	unsigned char *data = tu_random_bytes(n, 38);
+	unsigned char *w = tu_random_bytes(MiB + 11, 39);
 	struct twin t;
 	twin_open(&t, data, n, flags);
 	uint64_t rng = 40;
@@ -918,7 +892,7 @@ static void exact_after_every_write(int flags)
 		}
 		off_t disk = tu_file_size(t.pm);
 		off_t logical = mmapfile_size(t.m);
-		off_t oracle = fd_size(t.fd);
+		off_t oracle = tu_fd_size(t.fd);
 		ck_assert_msg(disk == oracle && logical == oracle,
 			      "after write %d: on disk %lld, mmapfile_size %lld, oracle %lld", i,
 			      (long long)disk, (long long)logical, (long long)oracle);
@@ -957,14 +931,14 @@ static void assert_exact_on_disk(struct twin *t, const char *when)
 {
 	off_t disk = tu_file_size(t->pm);
 	off_t logical = mmapfile_size(t->m);
-	off_t oracle = fd_size(t->fd);
+	off_t oracle = tu_fd_size(t->fd);
 	ck_assert_msg(disk == oracle && logical == oracle, "%s: on disk %lld, mmapfile_size %lld, oracle %lld",
 		      when, (long long)disk, (long long)logical, (long long)oracle);
 }
 
 START_TEST(test_sync_trims_while_open)
 {
-	unsigned char *w = random_bytes(300000, 41);
+	unsigned char *w = tu_random_bytes(300000, 41);
 	struct twin t;
 	twin_open(&t, NULL, 0, O_RDWR);
 	ck_assert_int_eq(mmapfile_sync(t.m), 0);
@@ -995,7 +969,7 @@ START_TEST(test_sync_other_modes)
 {
 	int modes[] = {O_RDONLY, O_WRONLY, O_WRONLY | O_APPEND, O_RDWR | O_APPEND};
 	size_t n = 5000;
-	unsigned char *data = random_bytes(n, 42);
+	unsigned char *data = tu_random_bytes(n, 42);
 	for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
 		struct twin t;
 		twin_open(&t, data, n, modes[i]);
@@ -1019,7 +993,7 @@ END_TEST
 START_TEST(test_writes_visible_to_plain_read)
 {
 	size_t p = page();
-	unsigned char *w = random_bytes(5 * p + 3, 43);
+	unsigned char *w = tu_random_bytes(5 * p + 3, 43);
 	const char *path = tu_path("vis.dat");
 	mmapfile_t *m = mmapfile_open(path, O_RDWR | O_CREAT, 0644);
 	ck_assert_ptr_nonnull(m);
@@ -1027,7 +1001,7 @@ START_TEST(test_writes_visible_to_plain_read)
 	/* no sync: a plain read(2) sees the bytes at once */
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
-	unsigned char *buf = xmalloc(5 * p + 3);
+	unsigned char *buf = tu_xmalloc(5 * p + 3);
 	size_t got = 0;
 	while (got < 5 * p + 3) {
 		ssize_t r = read(fd, buf + got, 5 * p + 3 - got);
@@ -1079,15 +1053,15 @@ START_TEST(test_plain_pwrite_visible_to_handle)
 {
 	size_t p = page();
 	size_t n = 4 * p;
-	unsigned char *data = random_bytes(n, 44);
-	unsigned char *w = random_bytes(2 * p, 45);
+	unsigned char *data = tu_random_bytes(n, 44);
+	unsigned char *w = tu_random_bytes(2 * p, 45);
 	int modes[] = {O_RDONLY, O_RDWR};
 	for (size_t i = 0; i < 2; i++) {
 		const char *path = tu_path("shared.dat");
 		tu_write_file(path, data, n);
 		mmapfile_t *m = mmapfile_open(path, modes[i], 0);
 		ck_assert_ptr_nonnull(m);
-		unsigned char *buf = xmalloc(n);
+		unsigned char *buf = tu_xmalloc(n);
 		ck_assert_int_eq(mmapfile_readat(m, buf, n, 0), (ssize_t)n); /* fault the pages in */
 		int fd = open(path, O_WRONLY | O_CLOEXEC);
 		ck_assert_int_ge(fd, 0);
@@ -1110,8 +1084,7 @@ END_TEST
 /* A child process appends with write(2) on an O_APPEND descriptor. */
 static void child_append(const char *path, const void *buf, size_t n)
 {
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t pid = tu_fork();
 	if (pid == 0) {
 		int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 		if (fd < 0)
@@ -1126,8 +1099,7 @@ static void child_append(const char *path, const void *buf, size_t n)
 		}
 		_exit(close(fd) == 0 ? 0 : 4);
 	}
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	int st = tu_wait(pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "appending child failed: status %#x", st);
 }
 
@@ -1136,15 +1108,15 @@ START_TEST(test_growth_by_child_visible_to_read)
 	/* tail -f: the handle and a plain descriptor read the same file. */
 	size_t p = page();
 	size_t n = 3000, rounds = 5, each = p + 123;
-	unsigned char *data = random_bytes(n, 46);
-	unsigned char *more = random_bytes(rounds * each, 47);
+	unsigned char *data = tu_random_bytes(n, 46);
+	unsigned char *more = tu_random_bytes(rounds * each, 47);
 	const char *path = tu_path("log.dat");
 	tu_write_file(path, data, n);
 	mmapfile_t *m = mmapfile_open(path, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(m);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
-	unsigned char *a = xmalloc(2 * each + n), *b = xmalloc(2 * each + n);
+	unsigned char *a = tu_xmalloc(2 * each + n), *b = tu_xmalloc(2 * each + n);
 	SAME(mmapfile_read(m, a, 2 * each + n), read(fd, b, 2 * each + n));
 	SAME(mmapfile_read(m, a, 10), read(fd, b, 10)); /* 0: at the end */
 	for (size_t r = 0; r < rounds; r++) {
@@ -1172,14 +1144,14 @@ START_TEST(test_growth_by_child_visible_to_readat)
 {
 	/* DESIGN.md: a readat that reaches the handle's end asks the file. */
 	size_t n = 100, m_len = 3 * page() + 1;
-	unsigned char *data = random_bytes(n, 48);
-	unsigned char *more = random_bytes(m_len, 49);
+	unsigned char *data = tu_random_bytes(n, 48);
+	unsigned char *more = tu_random_bytes(m_len, 49);
 	const char *path = tu_path("log.dat");
 	tu_write_file(path, data, n);
 	mmapfile_t *m = mmapfile_open(path, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(m);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	unsigned char *a = xmalloc(m_len + 10), *b = xmalloc(m_len + 10);
+	unsigned char *a = tu_xmalloc(m_len + 10), *b = tu_xmalloc(m_len + 10);
 	SAME(mmapfile_readat(m, a, 10, (off_t)n), pread(fd, b, 10, (off_t)n));
 	child_append(path, more, m_len);
 	SAME(mmapfile_readat(m, a, m_len + 10, (off_t)n), pread(fd, b, m_len + 10, (off_t)n));
@@ -1197,7 +1169,7 @@ END_TEST
 START_TEST(test_reopen_sees_same_data)
 {
 	size_t p = page();
-	unsigned char *w = random_bytes(200000, 50);
+	unsigned char *w = tu_random_bytes(200000, 50);
 	struct twin t;
 	twin_open(&t, NULL, 0, O_RDWR);
 	twin_write(&t, w, 70000);
@@ -1211,7 +1183,7 @@ START_TEST(test_reopen_sees_same_data)
 	mmapfile_t *m2 = mmapfile_open(t.pm, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(m2);
 	ck_assert_int_eq(mmapfile_size(m2), (off_t)size);
-	unsigned char *buf = xmalloc(size + 1);
+	unsigned char *buf = tu_xmalloc(size + 1);
 	ck_assert_int_eq(mmapfile_read(m2, buf, size + 1), (ssize_t)size);
 	assert_same_bytes(buf, expect, size, "second handle");
 	ck_assert_int_eq(mmapfile_close(m2), 0);
@@ -1237,8 +1209,8 @@ static void random_ops(int flags, uint64_t seed, int nops)
 {
 	size_t p = page();
 	size_t n = 2 * p + 333;
-	unsigned char *data = random_bytes(n, seed);
-	unsigned char *w = random_bytes(200 * KiB, seed + 1);
+	unsigned char *data = tu_random_bytes(n, seed);
+	unsigned char *w = tu_random_bytes(200 * KiB, seed + 1);
 	struct twin t;
 	twin_open(&t, data, n, flags);
 	uint64_t rng = seed;
@@ -1272,8 +1244,8 @@ static void random_ops(int flags, uint64_t seed, int nops)
 		off_t mc = mmapfile_seek(t.m, 0, SEEK_CUR);
 		off_t fc = lseek(t.fd, 0, SEEK_CUR);
 		ck_assert_msg(mc == fc, "op %d: cursor %lld, oracle %lld", i, (long long)mc, (long long)fc);
-		ck_assert_msg(mmapfile_size(t.m) == fd_size(t.fd), "op %d: size %lld, oracle %lld", i,
-			      (long long)mmapfile_size(t.m), (long long)fd_size(t.fd));
+		ck_assert_msg(mmapfile_size(t.m) == tu_fd_size(t.fd), "op %d: size %lld, oracle %lld", i,
+			      (long long)mmapfile_size(t.m), (long long)tu_fd_size(t.fd));
 		if (i % 50 == 49)
 			twin_check(&t);
 	}

@@ -30,14 +30,6 @@ struct twin {
 	char pm[PATH_MAX], pf[PATH_MAX];
 };
 
-static unsigned char *pattern(size_t n, uint64_t seed)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	ck_assert_ptr_nonnull(p);
-	tu_fill(p, n, seed);
-	return p;
-}
-
 /* Both files get data[0..n); both are opened with flags. */
 static void twin_open(struct twin *t, const void *data, size_t n, int flags)
 {
@@ -54,7 +46,7 @@ static void twin_open(struct twin *t, const void *data, size_t n, int flags)
 
 static void twin_open_random(struct twin *t, size_t n, uint64_t seed, int flags)
 {
-	unsigned char *d = pattern(n, seed);
+	unsigned char *d = tu_random_bytes(n, seed);
 	twin_open(t, d, n, flags);
 	free(d);
 }
@@ -498,7 +490,7 @@ START_TEST(test_seek_end_sees_external_growth)
 	static const int modes[] = {O_RDONLY, O_RDWR};
 	for (size_t k = 0; k < 2; k++) {
 		const char *p = tu_path("f");
-		unsigned char *data = pattern(3000, 13);
+		unsigned char *data = tu_random_bytes(3000, 13);
 		tu_write_file(p, data, 3000);
 		mmapfile_t *m = mmapfile_open(p, modes[k], 0);
 		ck_assert_ptr_nonnull(m);
@@ -751,7 +743,7 @@ START_TEST(test_truncate_page_boundaries)
 		if (sizes[i] > before)
 			assert_zeros(t.m, before, sizes[i]);
 		twin_check(&t);
-		unsigned char *d = pattern((size_t)sizes[i], 100 + i);
+		unsigned char *d = tu_random_bytes((size_t)sizes[i], 100 + i);
 		twin_writeat(&t, d, (size_t)sizes[i], 0);
 		free(d);
 		twin_check(&t);

@@ -23,30 +23,13 @@ extern char **environ;
 
 #define KiB ((off_t)1024)
 
-/* The byte every test file holds at offset o. */
-static unsigned char pattern(off_t o)
-{
-	return (unsigned char)(o * 131 + (o >> 9) + 1);
-}
-
-static void make_file(const char *p, off_t size)
-{
-	unsigned char *buf = malloc((size_t)size);
-	ck_assert_ptr_nonnull(buf);
-	for (off_t i = 0; i < size; i++)
-		buf[i] = pattern(i);
-	tu_write_file(p, buf, (size_t)size);
-	free(buf);
-}
-
 /* Run a command as another process (exec'd, so that a checker such as
  * valgrind does not follow it) and require it to succeed. */
 static void run_other_process(char *const argv[])
 {
 	pid_t pid;
 	ck_assert_int_eq(posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), 0);
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	int st = tu_wait(pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x", argv[0], st);
 }
 
@@ -69,7 +52,7 @@ static void append_in_child(const char *p, const char *text)
 START_TEST(test_read_after_shrink)
 {
 	const char *p = tu_path("f");
-	make_file(p, 256 * KiB);
+	tu_make_pattern_file(p, 256 * KiB);
 	mmapfile_t *f = mmapfile_open(p, _i ? O_RDWR : O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	int fd = open(p, O_RDONLY);
@@ -111,7 +94,7 @@ END_TEST
 START_TEST(test_read_inside_old_size)
 {
 	const char *p = tu_path("f");
-	make_file(p, 64 * KiB);
+	tu_make_pattern_file(p, 64 * KiB);
 	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	shrink_in_child(p, 0);
@@ -128,8 +111,8 @@ END_TEST
 START_TEST(test_write_after_shrink)
 {
 	const char *p = tu_path("f"), *q = tu_path("twin");
-	make_file(p, 128 * KiB);
-	make_file(q, 128 * KiB);
+	tu_make_pattern_file(p, 128 * KiB);
+	tu_make_pattern_file(q, 128 * KiB);
 	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	int fd = open(q, O_RDWR);
@@ -187,7 +170,7 @@ END_TEST
 START_TEST(test_shrink_within_last_page)
 {
 	const char *p = tu_path("f");
-	make_file(p, 10000);
+	tu_make_pattern_file(p, 10000);
 	mmapfile_t *f = mmapfile_open(p, _i ? O_RDWR : O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
 	int fd = open(p, O_RDONLY);
@@ -260,11 +243,10 @@ START_TEST(test_churn)
 {
 	const char *p = tu_path("f");
 	const off_t max = 512 * KiB;
-	make_file(p, max);
+	tu_make_pattern_file(p, max);
 	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t pid = tu_fork();
 	if (pid == 0) {
 		int fd = open(p, O_RDWR);
 		unsigned char page[4096];
@@ -273,8 +255,7 @@ START_TEST(test_churn)
 			if (ftruncate(fd, len) != 0)
 				_exit(2);
 			off_t at = len & ~(off_t)4095;
-			for (size_t i = 0; i < sizeof page; i++)
-				page[i] = pattern(at + (off_t)i);
+			tu_fill_pattern(page, at, sizeof page);
 			if (pwrite(fd, page, sizeof page, at) < 0)
 				_exit(3);
 		}
@@ -294,12 +275,11 @@ START_TEST(test_churn)
 			r = mmapfile_readat(f, buf, n, off);
 			ck_assert_msg(r >= 0 && (size_t)r <= n, "readat: %zd (%s)", r, strerror(errno));
 			for (ssize_t i = 0; i < r; i++)
-				ck_assert_msg(buf[i] == 0 || buf[i] == pattern(off + i),
+				ck_assert_msg(buf[i] == 0 || buf[i] == tu_pattern(off + i),
 				              "byte at %lld is %u", (long long)(off + i), buf[i]);
 			break;
 		case 1:
-			for (size_t i = 0; i < n; i++)
-				buf[i] = pattern(off + (off_t)i);
+			tu_fill_pattern(buf, off, n);
 			r = mmapfile_writeat(f, buf, n, off);
 			ck_assert_msg(r == (ssize_t)n, "writeat: %zd (%s)", r, strerror(errno));
 			break;
@@ -308,7 +288,7 @@ START_TEST(test_churn)
 			r = mmapfile_read(f, buf, n);
 			ck_assert_msg(r >= 0 && (size_t)r <= n, "read: %zd (%s)", r, strerror(errno));
 			for (ssize_t i = 0; i < r; i++)
-				ck_assert(buf[i] == 0 || buf[i] == pattern(off + i));
+				ck_assert(buf[i] == 0 || buf[i] == tu_pattern(off + i));
 			break;
 		default:
 			ck_assert_int_ge(mmapfile_size(f), 0);
@@ -347,8 +327,7 @@ static void own_handler(int sig)
 static int run_child_with(void (*first)(int), bool use_library, bool handler_after, bool raise_it)
 {
 	const char *p = tu_path("m"), *q = tu_path("lib");
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid_t pid = tu_fork();
 	if (pid == 0) {
 		if (first)
 			signal(SIGBUS, first);
@@ -365,8 +344,7 @@ static int run_child_with(void (*first)(int), bool use_library, bool handler_aft
 		}
 		fault_outside_library(p);
 	}
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	int st = tu_wait(pid);
 	return st;
 }
 
@@ -406,9 +384,8 @@ static void chaining_handler(int sig, siginfo_t *si, void *ctx)
 START_TEST(test_chaining_handler_after_keeps_guard)
 {
 	const char *p = tu_path("f");
-	make_file(p, 128 * KiB);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	tu_make_pattern_file(p, 128 * KiB);
+	pid_t pid = tu_fork();
 	if (pid == 0) {
 		mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 		if (!f)
@@ -422,8 +399,7 @@ START_TEST(test_chaining_handler_after_keeps_guard)
 		ssize_t r = mmapfile_readat(f, buf, sizeof buf, 100 * KiB);
 		_exit(r == 0 && chained > 0 && mmapfile_close(f) == 0 ? 0 : 22);
 	}
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	int st = tu_wait(pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
 }
 END_TEST

@@ -2,7 +2,7 @@
  *
  * The oracles: a plain descriptor on the same file (pread, and a second
  * mapping of its own), the kernel's account of the process's mappings
- * (/proc/self/maps: which file, at which offset, with which protection a
+ * (/proc/self/smaps: which file, at which offset, with which protection a
  * view's bytes are mapped), and, for the rule that a held view cannot be
  * cut, the largest end among the views a test still holds. */
 #define _GNU_SOURCE
@@ -26,25 +26,18 @@
 #define KiB ((off_t)1024)
 #define MiB ((off_t)1024 * 1024)
 
-/* The byte every test file holds at offset o. */
-static unsigned char pattern(off_t o)
+/* A pattern file of size bytes at p and a handle on it (open flags); with
+ * fd, a plain descriptor on the file too, opened with fd_flags. */
+static mmapfile_t *pattern_handle(const char *p, off_t size, int flags, int *fd, int fd_flags)
 {
-	return (unsigned char)(o * 131 + (o >> 9) + 1);
-}
-
-static void fill_pattern(unsigned char *buf, off_t off, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		buf[i] = pattern(off + (off_t)i);
-}
-
-static void make_file(const char *p, off_t size)
-{
-	unsigned char *buf = malloc((size_t)size + 1);
-	ck_assert_ptr_nonnull(buf);
-	fill_pattern(buf, 0, (size_t)size);
-	tu_write_file(p, buf, (size_t)size);
-	free(buf);
+	tu_make_pattern_file(p, size);
+	mmapfile_t *f = mmapfile_open(p, flags, 0);
+	ck_assert_msg(f != NULL, "open %s (%#x): %s", p, flags, strerror(errno));
+	if (fd) {
+		*fd = open(p, fd_flags);
+		ck_assert_int_ge(*fd, 0);
+	}
+	return f;
 }
 
 /* Whether n bytes at p are the pattern from offset off; the first bad
@@ -52,7 +45,7 @@ static void make_file(const char *p, off_t size)
 static bool is_pattern(const unsigned char *p, off_t off, size_t n, off_t *bad)
 {
 	for (size_t i = 0; i < n; i++)
-		if (p[i] != pattern(off + (off_t)i)) {
+		if (p[i] != tu_pattern(off + (off_t)i)) {
 			*bad = off + (off_t)i;
 			return false;
 		}
@@ -80,51 +73,14 @@ static bool is_pattern(const unsigned char *p, off_t off, size_t n, off_t *bad)
  * compared with n bytes at p. */
 static void ck_same_as_file(int fd, const void *p, off_t off, size_t n)
 {
-	unsigned char *b = malloc(n);
-	ck_assert_ptr_nonnull(b);
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, b + got, n - got, off + (off_t)got);
-		ck_assert_msg(r > 0, "pread at %lld: %zd (%s)", (long long)(off + (off_t)got), r,
-		              strerror(errno));
-		got += (size_t)r;
-	}
+	unsigned char *b = tu_xmalloc(n);
+	tu_pread_all(fd, b, n, off);
 	ck_assert_msg(memcmp(p, b, n) == 0, "view of [%lld, +%zu) differs from the file",
 	              (long long)off, n);
 	free(b);
 }
 
-/* ---- the kernel's account of a mapping: /proc/self/maps ---- */
-
-struct maprow {
-	uintptr_t lo, hi;
-	char perms[5];
-	unsigned long long off; /* file offset of lo */
-	unsigned long ino;      /* 0 for anonymous memory */
-};
-
-static bool find_map(const void *p, struct maprow *r)
-{
-	FILE *fp = fopen("/proc/self/maps", "r");
-	ck_assert_ptr_nonnull(fp);
-	char line[8192];
-	bool found = false;
-	while (!found && fgets(line, sizeof line, fp)) {
-		unsigned long lo, hi, ino;
-		unsigned long long off;
-		unsigned maj, min;
-		char perms[5];
-		if (sscanf(line, "%lx-%lx %4s %llx %x:%x %lu", &lo, &hi, perms, &off, &maj, &min, &ino) != 7)
-			continue;
-		if ((uintptr_t)p >= lo && (uintptr_t)p < hi) {
-			*r = (struct maprow){ .lo = lo, .hi = hi, .off = off, .ino = ino };
-			memcpy(r->perms, perms, sizeof r->perms);
-			found = true;
-		}
-	}
-	fclose(fp);
-	return found;
-}
+/* ---- the kernel's account of a mapping: /proc/self/smaps ---- */
 
 /* Byte off of the file behind handle f is at p in a mapping of that file
  * (the same inode, at that file offset), with the protection given
@@ -133,15 +89,15 @@ static void ck_maps_file_byte(mmapfile_t *f, const void *p, off_t off, const cha
 {
 	struct stat st;
 	ck_assert_int_eq(fstat(mmapfile_fd(f), &st), 0);
-	struct maprow r;
-	ck_assert_msg(find_map(p, &r), "%p (file byte %lld) is in no mapping", p, (long long)off);
+	struct tu_vma r;
+	ck_assert_msg(tu_find_vma(p, &r), "%p (file byte %lld) is in no mapping", p, (long long)off);
 	ck_assert_msg(strcmp(r.perms, perms) == 0, "file byte %lld is mapped %s, not %s", (long long)off,
 	              r.perms, perms);
-	ck_assert_msg(r.ino == (unsigned long)st.st_ino, "file byte %lld: mapping of inode %lu, not %lu",
-	              (long long)off, r.ino, (unsigned long)st.st_ino);
-	ck_assert_msg(r.off + ((uintptr_t)p - r.lo) == (unsigned long long)off,
+	ck_assert_msg(r.inode == (unsigned long)st.st_ino, "file byte %lld: mapping of inode %lu, not %lu",
+	              (long long)off, r.inode, (unsigned long)st.st_ino);
+	ck_assert_msg(r.pgoff + ((uintptr_t)p - r.start) == (unsigned long long)off,
 	              "the pointer for file byte %lld maps file byte %llu", (long long)off,
-	              r.off + ((uintptr_t)p - r.lo));
+	              r.pgoff + ((uintptr_t)p - r.start));
 }
 
 /* The handle still answers as the file does: size, cursor, bytes. */
@@ -166,11 +122,8 @@ START_TEST(test_argument_errors)
 {
 	const off_t size = _i ? 200 * KiB + 17 : 10000;
 	const char *p = tu_path("f");
-	make_file(p, size);
-	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(f);
-	int fd = open(p, O_RDONLY);
-	ck_assert_int_ge(fd, 0);
+	int fd;
+	mmapfile_t *f = pattern_handle(p, size, O_RDWR, &fd, O_RDONLY);
 	ck_assert_int_eq(mmapfile_seek(f, 123, SEEK_SET), 123);
 
 	ck_assert_fails(mmapfile_view(NULL, 0, 1) == NULL, EINVAL);
@@ -196,7 +149,7 @@ START_TEST(test_argument_errors)
 	/* The last byte, and the whole file. */
 	unsigned char *last = mmapfile_view(f, size - 1, 1);
 	ck_assert_ptr_nonnull(last);
-	ck_assert_uint_eq(*last, pattern(size - 1));
+	ck_assert_uint_eq(*last, tu_pattern(size - 1));
 	unsigned char *all = mmapfile_view(f, 0, (size_t)size);
 	ck_assert_ptr_nonnull(all);
 	ck_assert_ptr_eq(all + size - 1, last);
@@ -258,11 +211,8 @@ START_TEST(test_growth_by_another_process)
 {
 	const char *p = tu_path("f");
 	const off_t size = 5000;
-	make_file(p, size);
-	mmapfile_t *f = mmapfile_open(p, _i ? O_RDWR : O_RDONLY, 0);
-	ck_assert_ptr_nonnull(f);
-	int fd = open(p, O_RDWR);
-	ck_assert_int_ge(fd, 0);
+	int fd;
+	mmapfile_t *f = pattern_handle(p, size, _i ? O_RDWR : O_RDONLY, &fd, O_RDWR);
 	ck_assert_fails(mmapfile_view(f, size, 1000) == NULL, ENXIO);
 
 	/* Another descriptor grows the file: the kernel's file, not this
@@ -273,7 +223,7 @@ START_TEST(test_growth_by_another_process)
 		size_t n = (size_t)(ends[k] - at);
 		unsigned char *b = malloc(n);
 		ck_assert_ptr_nonnull(b);
-		fill_pattern(b, at, n);
+		tu_fill_pattern(b, at, n);
 		ck_assert_int_eq(pwrite(fd, b, n, at), (ssize_t)n);
 		free(b);
 		unsigned char *v = mmapfile_view(f, at, n);
@@ -314,16 +264,13 @@ START_TEST(test_bytes_are_the_files)
 	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
 		off_t size = sizes[k];
 		const char *p = tu_path("f");
-		make_file(p, size);
-		int fd = open(p, O_RDONLY);
-		ck_assert_int_ge(fd, 0);
-		mmapfile_t *f = mmapfile_open(p, modes[_i], 0);
-		ck_assert_ptr_nonnull(f);
+		int fd;
+		mmapfile_t *f = pattern_handle(p, size, modes[_i], &fd, O_RDONLY);
 		if (_i != 2) {
 			/* A few reads first: a small file is still read with pread. */
 			unsigned char b[100];
 			ck_assert_int_eq(mmapfile_readat(f, b, 1, size - 1), 1);
-			ck_assert_uint_eq(b[0], pattern(size - 1));
+			ck_assert_uint_eq(b[0], tu_pattern(size - 1));
 		}
 		unsigned char *all = mmapfile_view(f, 0, (size_t)size);
 		ck_assert_msg(all != NULL, "view of a %lld-byte file: %s", (long long)size, strerror(errno));
@@ -368,10 +315,10 @@ START_TEST(test_writes_through_views)
 {
 	const off_t size = _i ? 300 * KiB + 11 : 7000;
 	const char *p = tu_path("f");
-	make_file(p, size);
+	tu_make_pattern_file(p, size);
 	unsigned char *model = malloc((size_t)size);
 	ck_assert_ptr_nonnull(model);
-	fill_pattern(model, 0, (size_t)size);
+	tu_fill_pattern(model, 0, (size_t)size);
 	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	int fd = open(p, O_RDONLY);
@@ -451,7 +398,7 @@ END_TEST
 START_TEST(test_protection)
 {
 	const char *p = tu_path("f");
-	make_file(p, 100 * KiB);
+	tu_make_pattern_file(p, 100 * KiB);
 	mmapfile_t *r = mmapfile_open(p, O_RDONLY, 0);
 	mmapfile_t *w = mmapfile_open(p, O_RDWR, 0);
 	ck_assert(r && w);
@@ -462,8 +409,8 @@ START_TEST(test_protection)
 	ck_maps_file_byte(r, vr, 5000, "r--s");
 	ck_maps_file_byte(w, vw, 5000, "rw-s");
 	/* One file: a write through one handle's view is the other's. */
-	vw[0] = (unsigned char)~pattern(5000);
-	ck_assert_uint_eq(vr[0], (unsigned char)~pattern(5000));
+	vw[0] = (unsigned char)~tu_pattern(5000);
+	ck_assert_uint_eq(vr[0], (unsigned char)~tu_pattern(5000));
 	ck_assert_int_eq(mmapfile_release(r, vr), 0);
 	ck_assert_int_eq(mmapfile_release(w, vw), 0);
 	ck_assert_int_eq(mmapfile_close(r), 0);
@@ -484,11 +431,8 @@ START_TEST(test_views_survive_growth)
 	const off_t start = _i ? 64 * KiB : 1000;
 	const off_t target = 100 * start;
 	const char *p = tu_path("f");
-	make_file(p, start);
-	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(f);
-	int fd = open(p, O_RDONLY);
-	ck_assert_int_ge(fd, 0);
+	int fd;
+	mmapfile_t *f = pattern_handle(p, start, O_RDWR, &fd, O_RDONLY);
 
 	enum { NV = 40 };
 	unsigned char *views[NV];
@@ -505,7 +449,7 @@ START_TEST(test_views_survive_growth)
 	off_t size = start;
 	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_END), size);
 	while (size < target) {
-		fill_pattern(buf, size, chunk);
+		tu_fill_pattern(buf, size, chunk);
 		ck_assert_int_eq(mmapfile_write(f, buf, chunk), (ssize_t)chunk);
 		size += (off_t)chunk;
 		if (nv < NV && tu_rand(&s) % 3 == 0) {
@@ -585,7 +529,7 @@ END_TEST
 START_TEST(test_max_size_keeps_pointers)
 {
 	const char *p = tu_path("f");
-	make_file(p, 3000);
+	tu_make_pattern_file(p, 3000);
 	struct mmapfile_options o = { .size = sizeof o, .max_size = 8 * MiB };
 	mmapfile_t *f = mmapfile_open_ex(p, O_RDWR, 0, &o);
 	ck_assert_ptr_nonnull(f);
@@ -595,7 +539,7 @@ START_TEST(test_max_size_keeps_pointers)
 	ck_assert_ptr_nonnull(buf);
 	off_t size = 3000;
 	while (size + 256 * KiB <= 8 * MiB) {
-		fill_pattern(buf, size, 256 * KiB);
+		tu_fill_pattern(buf, size, 256 * KiB);
 		ck_assert_int_eq(mmapfile_writeat(f, buf, 256 * KiB, size), 256 * KiB);
 		size += 256 * KiB;
 		unsigned char *v = mmapfile_view(f, 0, (size_t)size);
@@ -623,8 +567,8 @@ START_TEST(test_truncate_busy)
 {
 	const char *p = tu_path("f"), *q = tu_path("twin");
 	const off_t size = 100000;
-	make_file(p, size);
-	make_file(q, size);
+	tu_make_pattern_file(p, size);
+	tu_make_pattern_file(q, size);
 	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
 	ck_assert_ptr_nonnull(f);
 	int fd = open(p, O_RDONLY), tw = open(q, O_RDWR);
@@ -690,9 +634,7 @@ START_TEST(test_release_any_order)
 {
 	const char *p = tu_path("f");
 	const off_t size = 256 * KiB;
-	make_file(p, size);
-	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(f);
+	mmapfile_t *f = pattern_handle(p, size, O_RDWR, NULL, 0);
 	enum { NV = 64 };
 	unsigned char *views[NV];
 	off_t offs[NV], ends[NV];
@@ -743,9 +685,7 @@ END_TEST
 START_TEST(test_same_pointer_views)
 {
 	const char *p = tu_path("f");
-	make_file(p, 20000);
-	mmapfile_t *f = mmapfile_open(p, O_RDWR, 0);
-	ck_assert_ptr_nonnull(f);
+	mmapfile_t *f = pattern_handle(p, 20000, O_RDWR, NULL, 0);
 	/* _i: 0 the short view first, 1 the long view first. */
 	size_t first_len = _i ? 10000 : 100, second_len = _i ? 100 : 10000;
 	unsigned char *a = mmapfile_view(f, 0, first_len);
@@ -797,6 +737,19 @@ static void ck_unchanged(const char *p, struct filestamp *t)
 	free(now.bytes);
 }
 
+/* A pattern file of size bytes at p, its stamp in *before (taken before
+ * the open), and a private handle on it (open flags, max_size). */
+static mmapfile_t *stamped_private(const char *p, off_t size, int flags, off_t max_size,
+                                   struct filestamp *before)
+{
+	tu_make_pattern_file(p, size);
+	*before = stamp(p);
+	struct mmapfile_options o = { .size = sizeof o, .flags = MMAPFILE_OPT_PRIVATE, .max_size = max_size };
+	mmapfile_t *f = mmapfile_open_ex(p, flags, 0, &o);
+	ck_assert_msg(f != NULL, "private open of %s: %s", p, strerror(errno));
+	return f;
+}
+
 /* A private handle's views are its own copy: writes through them change
  * what the handle reads and never the file (bytes, size, mtime), not even
  * after sync and close; a cut below a view is EBUSY.  Growth by a few bytes
@@ -805,19 +758,16 @@ START_TEST(test_private_views)
 {
 	const char *p = tu_path("f");
 	const off_t size = 50000;
-	make_file(p, size);
-	struct filestamp before = stamp(p);
-	struct mmapfile_options o = { .size = sizeof o, .flags = MMAPFILE_OPT_PRIVATE };
-	mmapfile_t *f = mmapfile_open_ex(p, O_RDWR, 0, &o);
-	ck_assert_ptr_nonnull(f);
+	struct filestamp before;
+	mmapfile_t *f = stamped_private(p, size, O_RDWR, 0, &before);
 	int fd = open(p, O_RDONLY);
 	ck_assert_int_ge(fd, 0);
 
 	unsigned char *v = mmapfile_view(f, 1000, 3000);
 	ck_assert_ptr_nonnull(v);
 	ck_assert_pattern(v, 1000, 3000);
-	struct maprow r;
-	ck_assert(find_map(v, &r));
+	struct tu_vma r;
+	ck_assert(tu_find_vma(v, &r));
 	ck_assert_str_eq(r.perms, "rw-p");
 	memset(v, 0xee, 3000);
 	unsigned char b[3000];
@@ -871,18 +821,15 @@ START_TEST(test_private_far_growth_busy)
 {
 	const char *p = tu_path("f");
 	const off_t size = 50000;
-	make_file(p, size);
-	struct filestamp before = stamp(p);
-	struct mmapfile_options o = { .size = sizeof o, .flags = MMAPFILE_OPT_PRIVATE };
-	mmapfile_t *f = mmapfile_open_ex(p, O_RDWR, 0, &o);
-	ck_assert_ptr_nonnull(f);
+	struct filestamp before;
+	mmapfile_t *f = stamped_private(p, size, O_RDWR, 0, &before);
 	unsigned char *v = mmapfile_view(f, 1000, 3000);
 	ck_assert_ptr_nonnull(v);
 	memset(v, 0xee, 3000);
 
 	ck_assert_fails(mmapfile_writeat(f, "far", 3, 4 * MiB) < 0, EBUSY);
 	ck_assert_int_eq(mmapfile_size(f), size);
-	struct maprow r;
+	struct tu_vma r;
 	int rc = mmapfile_truncate(f, 2 * MiB);
 	if (rc == 0) {
 		/* Accepted: then the handle must really have zeros past its old
@@ -894,10 +841,10 @@ START_TEST(test_private_far_growth_busy)
 			ck_assert_msg(z[i] == 0, "byte %zu past the old end reads %u", i, z[i]);
 		unsigned char *far = mmapfile_view(f, 3 * MiB / 2, 4096);
 		ck_assert_ptr_nonnull(far);
-		ck_assert(find_map(far, &r));
-		ck_assert_msg(strcmp(r.perms, "rw-p") == 0 && r.ino == 0,
+		ck_assert(tu_find_vma(far, &r));
+		ck_assert_msg(strcmp(r.perms, "rw-p") == 0 && r.inode == 0,
 		              "the handle's byte %lld is in a mapping %s of inode %lu", (long long)(3 * MiB / 2),
-		              r.perms, r.ino);
+		              r.perms, r.inode);
 		ck_assert_int_eq(mmapfile_release(f, far), 0);
 		ck_assert_int_eq(mmapfile_truncate(f, size), 0);
 	} else {
@@ -929,11 +876,8 @@ END_TEST
 START_TEST(test_private_views_max_size)
 {
 	const char *p = tu_path("f");
-	make_file(p, 20000);
-	struct filestamp before = stamp(p);
-	struct mmapfile_options o = { .size = sizeof o, .flags = MMAPFILE_OPT_PRIVATE, .max_size = 4 * MiB };
-	mmapfile_t *f = mmapfile_open_ex(p, O_RDWR, 0, &o);
-	ck_assert_ptr_nonnull(f);
+	struct filestamp before;
+	mmapfile_t *f = stamped_private(p, 20000, O_RDWR, 4 * MiB, &before);
 	unsigned char *v = mmapfile_view(f, 0, 20000);
 	ck_assert_ptr_nonnull(v);
 	unsigned char *buf = malloc(64 * KiB);
@@ -941,7 +885,7 @@ START_TEST(test_private_views_max_size)
 	off_t size = 20000;
 	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_END), size);
 	while (size + 64 * KiB <= 4 * MiB) {
-		fill_pattern(buf, size, 64 * KiB);
+		tu_fill_pattern(buf, size, 64 * KiB);
 		ck_assert_int_eq(mmapfile_write(f, buf, 64 * KiB), 64 * KiB);
 		size += 64 * KiB;
 	}
@@ -967,15 +911,15 @@ END_TEST
 START_TEST(test_private_readonly)
 {
 	const char *p = tu_path("f");
-	make_file(p, 9000);
+	tu_make_pattern_file(p, 9000);
 	struct mmapfile_options o = { .size = sizeof o, .flags = MMAPFILE_OPT_PRIVATE };
 	mmapfile_t *f = mmapfile_open_ex(p, O_RDONLY, 0, &o);
 	ck_assert_ptr_nonnull(f);
 	unsigned char *v = mmapfile_view(f, 10, 8990);
 	ck_assert_ptr_nonnull(v);
 	ck_assert_pattern(v, 10, 8990);
-	struct maprow r;
-	ck_assert(find_map(v, &r));
+	struct tu_vma r;
+	ck_assert(tu_find_vma(v, &r));
 	ck_assert_str_eq(r.perms, "r--p");
 	ck_assert_fails(mmapfile_truncate(f, 5) != 0, EINVAL);
 	ck_assert_int_eq(mmapfile_release(f, v), 0);
@@ -1018,18 +962,8 @@ END_TEST
  * views are EACCES (arguments are still checked first). */
 static void child_mapless(void *arg)
 {
-	const char *dir = arg;
 	char p[4096];
-	snprintf(p, sizeof p, "%s/wo", dir);
-	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0200);
-	TU_CCHECK(fd >= 0, "create %s: %s", p, strerror(errno));
-	TU_CCHECK(write(fd, "0123456789", 10) == 10, "write: %s", strerror(errno));
-	close(fd);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		tu_child_skip("uid %d may read a 0200 file", (int)geteuid());
-	mmapfile_t *f = mmapfile_open(p, O_WRONLY, 0);
-	TU_CCHECK(f != NULL, "open O_WRONLY: %s", strerror(errno));
+	mmapfile_t *f = tu_child_open_write_only(arg, p, sizeof p);
 	errno = 0;
 	TU_CCHECK(mmapfile_view(f, 0, 5) == NULL && errno == EACCES, "view: %s", strerror(errno));
 	errno = 0;
@@ -1050,10 +984,7 @@ static void child_mapless(void *arg)
 
 START_TEST(test_mapless_handle)
 {
-	ck_assert_int_eq(chmod(tu_dir(), 0711), 0);
-	const char *d = tu_path("pub");
-	ck_assert_int_eq(mkdir(d, 0777), 0);
-	ck_assert_int_eq(chmod(d, 0777), 0);
+	const char *d = tu_public_dir();
 	tu_run_unprivileged("write-only handle", d, F_OK, child_mapless, (void *)d);
 }
 END_TEST
@@ -1073,16 +1004,14 @@ static void on_sigbus(int sig)
 START_TEST(test_cut_by_another_process_raises_sigbus)
 {
 	const char *p = tu_path("f");
-	make_file(p, 64 * KiB);
-	fflush(NULL);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
+	tu_make_pattern_file(p, 64 * KiB);
+	pid_t pid = tu_fork();
 	if (pid == 0) {
 		mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 		if (!f)
 			_exit(20);
 		volatile unsigned char *v = mmapfile_view(f, 0, 64 * KiB);
-		if (!v || v[40000] != pattern(40000))
+		if (!v || v[40000] != tu_pattern(40000))
 			_exit(21);
 		if (truncate(p, 8 * KiB) != 0) /* as another process would */
 			_exit(22);
@@ -1091,7 +1020,7 @@ START_TEST(test_cut_by_another_process_raises_sigbus)
 			_exit(23);
 		if (mmapfile_readat(f, b, sizeof b, 8 * KiB - 50) != 50)
 			_exit(24);
-		if (v[100] != pattern(100)) /* the part still in the file is fine */
+		if (v[100] != tu_pattern(100)) /* the part still in the file is fine */
 			_exit(25);
 		/* The program's own handler, installed after the library's
 		 * first open, gets every SIGBUS from then on. */
@@ -1099,8 +1028,7 @@ START_TEST(test_cut_by_another_process_raises_sigbus)
 		(void)v[40000];
 		_exit(26);
 	}
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	int st = tu_wait(pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 42,
 	              "child status %#x (exit 42: SIGBUS reached the program's handler)", st);
 }
@@ -1125,9 +1053,14 @@ static void *writer(void *arg)
 	ck_assert_ptr_nonnull(buf);
 	uint64_t rng = 17;
 	off_t size = mmapfile_size(s->f);
-	for (int i = 0; i < 300; i++) {
+	/* MMAPFILE_STRESS_MS (as check_threads takes it; 2000 by default)
+	 * scales the run down for slow runs such as valgrind's. */
+	const char *env = getenv("MMAPFILE_STRESS_MS");
+	long ms = env && *env ? strtol(env, NULL, 10) : 2000;
+	int rounds = ms >= 2000 ? 300 : ms <= 200 ? 30 : (int)(300 * ms / 2000);
+	for (int i = 0; i < rounds; i++) {
 		size_t n = (size_t)(tu_rand(&rng) % MAXW) + 1;
-		fill_pattern(buf, size, n);
+		tu_fill_pattern(buf, size, n);
 		ck_assert_int_eq(mmapfile_writeat(s->f, buf, n, size), (ssize_t)n);
 		size += (off_t)n;
 		if (i % 8 == 7) {
@@ -1207,7 +1140,7 @@ static void *viewer(void *arg)
 START_TEST(test_threads)
 {
 	const char *p = tu_path("f");
-	make_file(p, 64 * KiB);
+	tu_make_pattern_file(p, 64 * KiB);
 	struct shared s = { .f = mmapfile_open(p, O_RDWR, 0) };
 	ck_assert_ptr_nonnull(s.f);
 	enum { NR = 3 };
@@ -1236,7 +1169,7 @@ END_TEST
 START_TEST(test_close_with_views_held)
 {
 	const char *p = tu_path("f");
-	make_file(p, 100 * KiB);
+	tu_make_pattern_file(p, 100 * KiB);
 	struct mmapfile_options o = { .size = sizeof o, .flags = MMAPFILE_OPT_PRIVATE };
 	mmapfile_t *f = _i == 0 ? mmapfile_open(p, O_RDWR, 0)
 	                : _i == 1 ? mmapfile_open_ex(p, O_RDWR, 0, &o)
