@@ -11,11 +11,13 @@
  * - for seals, the errno the twin gets under the same seals;
  * - on huge pages (hugetlbfs has no write(2)) a buffer in memory holds what
  *   the file must contain, the kernel's answer on a twin hugetlb memfd says
- *   which errno an exhausted pool gives, and /proc/meminfo says whether
- *   every huge page came back.
+ *   which errno an exhausted pool gives, /proc/meminfo says whether every
+ *   huge page came back, and mincore(2) of the handle's own mapping says
+ *   which huge pages are resident.
  *
  * The huge page tests need root: they size the pool (vm.nr_hugepages) to a
- * few free pages for the test case, and put it back as it was afterwards,
+ * few free pages for the test case (twelve for the residency test, or as
+ * many as the kernel gives past eight), and put it back as it was afterwards,
  * from the process that runs the suite (so also when a test fails or
  * crashes); a flock on the sysctl keeps two runs of this program from
  * sizing it at once.  Without root or hugetlb support they are skipped
@@ -960,9 +962,14 @@ END_TEST
 /* ---- huge pages ---- */
 
 #define POOL 4 /* free huge pages during the huge page tests */
+/* Free huge pages for the residency test: more than 8, so that counting
+ * them takes more than 4096 of mincore's per-system-page entries. */
+#define POOL_MANY 12
+#define POOL_MANY_LEAST 9
 
 static char huge_skip[256]; /* why the huge page tests cannot run, or "" */
 static size_t huge;         /* the default huge page size */
+static long pool_pages;     /* free huge pages the test case was given */
 static long saved_nr = -1, saved_over = -1;
 static pid_t pool_owner;
 static int pool_lock = -1;  /* flock on the pool's sysctl: one program at a time sizes it */
@@ -1040,9 +1047,12 @@ static bool lock_pool(void)
 	return false;
 }
 
-static void pool_setup(void)
+/* Size the pool to want free pages for a test case, at least least of
+ * them (else the test case is skipped, the reason in huge_skip). */
+static void pool_setup_pages(long want, long least)
 {
 	huge_skip[0] = '\0';
+	pool_pages = 0;
 	if (geteuid() != 0) {
 		snprintf(huge_skip, sizeof huge_skip, "sizing the huge page pool needs root");
 		return;
@@ -1086,16 +1096,28 @@ static void pool_setup(void)
 	saved_nr = nr;
 	saved_over = over;
 	/* No surplus pages: growth past the pool must fail. */
-	if (!write_long(OVER_PATH, 0) || !write_long(NR_PATH, total - avail + POOL)) {
+	if (!write_long(OVER_PATH, 0) || !write_long(NR_PATH, total - avail + want)) {
 		snprintf(huge_skip, sizeof huge_skip, "cannot size the pool: %s", strerror(errno));
 		pool_restore();
 		return;
 	}
-	if ((avail = huge_available()) != POOL) {
-		snprintf(huge_skip, sizeof huge_skip, "asked for %d free huge pages, the kernel gave %ld",
-		         POOL, avail);
+	if ((avail = huge_available()) < least || avail > want) {
+		snprintf(huge_skip, sizeof huge_skip, "asked for %ld free huge pages, the kernel gave %ld",
+		         want, avail);
 		pool_restore();
+		return;
 	}
+	pool_pages = avail;
+}
+
+static void pool_setup(void)
+{
+	pool_setup_pages(POOL, POOL);
+}
+
+static void pool_setup_many(void)
+{
+	pool_setup_pages(POOL_MANY, POOL_MANY_LEAST);
 }
 
 static bool huge_ready(const char *test)
@@ -1467,6 +1489,245 @@ START_TEST(test_huge_signals)
 }
 END_TEST
 
+/* ---- residency of huge pages ---- */
+
+/* What mincore(2) says of the handle's own mapping (base: a view at offset
+ * 0), counted as mmapfile_resident promises (vmtouch's way): bytes
+ * [off, off + len) of a file of size bytes (len 0: to the end), widened to
+ * whole huge pages, each resident page in full, the file's last one only
+ * up to its end.  mincore answers per system page; a huge page counts as
+ * resident when any of its system pages is. */
+static off_t resident_oracle(const unsigned char *base, off_t size, off_t off, size_t len)
+{
+	if (off >= size)
+		return 0;
+	size_t sys = (size_t)sysconf(_SC_PAGESIZE), per = huge / sys;
+	off_t end = len && (off_t)len < size - off ? off + (off_t)len : size;
+	off_t start = off / (off_t)huge * (off_t)huge, stop = (off_t)round_huge(end);
+	size_t n = (size_t)(stop - start) / sys;
+	unsigned char *vec = tu_xmalloc(n);
+	ck_assert_msg(mincore((void *)(base + start), (size_t)(stop - start), vec) == 0, "mincore: %s",
+	              strerror(errno));
+	off_t total = 0;
+	for (size_t i = 0; i < n; i += per) {
+		bool in = false;
+		for (size_t j = 0; j < per && !in; j++)
+			in = vec[i + j] & 1;
+		off_t at = start + (off_t)(i * sys);
+		if (in)
+			total += size - at < (off_t)huge ? size - at : (off_t)huge;
+	}
+	free(vec);
+	return total;
+}
+
+/* mmapfile_resident of [off, off + len) is what mincore says, and want
+ * when want >= 0. */
+static void check_resident(mmapfile_t *f, const unsigned char *base, off_t off, size_t len, off_t want,
+                           const char *when)
+{
+	off_t size = mmapfile_size(f);
+	errno = 0;
+	off_t got = mmapfile_resident(f, off, len);
+	ck_assert_msg(got >= 0, "%s: mmapfile_resident(%lld, %zu): %s", when, (long long)off, len,
+	              strerror(errno));
+	off_t oracle = resident_oracle(base, size, off, len);
+	ck_assert_msg(got == oracle, "%s: mmapfile_resident(%lld, %zu) = %lld, mincore says %lld", when,
+	              (long long)off, len, (long long)got, (long long)oracle);
+	if (want >= 0)
+		ck_assert_msg(got == want, "%s: mmapfile_resident(%lld, %zu) = %lld, want %lld", when,
+		              (long long)off, len, (long long)got, (long long)want);
+}
+
+/* A handle of many huge pages (more than 8: mincore answers for 512 system
+ * pages of each, more than a vector of one entry per huge page holds).
+ * Only the pages the handle touched are in its mapping: one page of a
+ * fresh handle, then more, then all; the last page counts to the end. */
+START_TEST(test_huge_resident)
+{
+	if (!huge_ready("huge_resident"))
+		return;
+	long free0 = meminfo("HugePages_Free");
+	off_t n = pool_pages, H = (off_t)huge;
+	if (n < POOL_MANY)
+		printf("NOTE huge_resident: the pool could hold %lld huge pages, not %d: sized to that\n",
+		       (long long)n, POOL_MANY);
+	off_t size = n * H;
+	mmapfile_t *f = mmapfile_memfd("resident", size, MMAPFILE_MEMFD_HUGETLB, NULL);
+	ck_assert_msg(f != NULL, "mmapfile_memfd of %lld huge pages: %s", (long long)n, strerror(errno));
+	ck_assert_int_eq(mmapfile_size(f), size);
+	unsigned char *v = mmapfile_view(f, 0, (size_t)size);
+	ck_assert_ptr_nonnull(v);
+	check_resident(f, v, 0, 0, -1, "fresh");
+
+	/* One page touched: that page's bytes, whichever range asks. */
+	off_t mid = n / 2 * H;
+	ck_assert_int_eq(mmapfile_writeat(f, "x", 1, mid + 7), 1);
+	check_resident(f, v, 0, 0, H, "one page touched");
+	check_resident(f, v, mid + 100, 10, H, "one page touched, 10 bytes of it");
+	check_resident(f, v, mid - 1, 2, H, "one page touched, across its start");
+	check_resident(f, v, 0, (size_t)mid, 0, "one page touched, the pages before it");
+	check_resident(f, v, mid + H, 0, 0, "one page touched, the pages after it");
+
+	/* Every third page, then every page. */
+	off_t touched = 1;
+	for (off_t k = 0; k < n; k += 3) {
+		ck_assert_int_eq(mmapfile_writeat(f, "t", 1, k * H + 11), 1);
+		touched += k != n / 2;
+	}
+	check_resident(f, v, 0, 0, touched * H, "every third page touched");
+	for (off_t k = 0; k < n; k++)
+		ck_assert_int_eq(mmapfile_writeat(f, "a", 1, k * H + 12), 1);
+	check_resident(f, v, 0, 0, size, "every page touched");
+
+	/* Ranges anywhere, against mincore. */
+	uint64_t rng = 0x4e51;
+	for (int i = 0; i < 40; i++) {
+		off_t off = (off_t)(tu_rand(&rng) % (uint64_t)(size + H));
+		size_t len = (size_t)(tu_rand(&rng) % (uint64_t)(3 * H));
+		check_resident(f, v, off, len, -1, "a random range");
+	}
+
+	/* A cut inside a page: the last page counts only to the end. */
+	ck_assert_int_eq(mmapfile_release(f, v), 0);
+	off_t size2 = (n - 2) * H + 1000;
+	ck_assert_int_eq(mmapfile_truncate(f, size2), 0);
+	v = mmapfile_view(f, 0, (size_t)size2);
+	ck_assert_ptr_nonnull(v);
+	check_resident(f, v, 0, 0, size2, "after a cut");
+	check_resident(f, v, size2 - 1, 1, 1000, "after a cut, the last byte");
+	check_resident(f, v, size2, 10, 0, "after a cut, past the end");
+	ck_assert_int_eq(mmapfile_release(f, v), 0);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	ck_assert_int_eq(meminfo("HugePages_Free"), free0);
+}
+END_TEST
+
+/* ---- a hugetlb memfd cut under the handle ---- */
+
+/* Another descriptor on the memfd cuts it under the handle, to one huge
+ * page of three.  As on a plain memfd handle doing the same (the twin,
+ * whose own descriptor pread(2) answers too): a read past the cut returns
+ * 0, the size is the cut size, the bytes before it stay; the memfd keeps
+ * the length it was cut to (a writable mapping of a hugetlbfs file makes
+ * the file as long as itself, so mapping all three pages again would undo
+ * the cut); writes inside the file work, and growth again reads zeros in
+ * the gap.  _i 1: another memfd takes every free huge page after the cut,
+ * so that the old length could not even be mapped again; growth then
+ * fails as the pool's exhaustion does, and works once the pages are back. */
+START_TEST(test_huge_cut_by_other)
+{
+	if (!huge_ready("huge_cut_by_other"))
+		return;
+	long free0 = meminfo("HugePages_Free");
+	int fds = tu_count_fds();
+	const off_t H = (off_t)huge;
+	mmapfile_t *f = mmapfile_memfd("cut-by-other", 0, MMAPFILE_MEMFD_HUGETLB, NULL);
+	mmapfile_t *t = mmapfile_memfd("cut-by-other-twin", 0, 0, NULL);
+	ck_assert(f && t);
+	size_t cap = (size_t)(3 * H);
+	unsigned char *model = tu_xmalloc(cap + 1), *buf = tu_xmalloc(cap + 1), *tbuf = tu_xmalloc(cap + 1);
+	memset(model, 0, cap + 1);
+	ck_assert_int_eq(mmapfile_truncate(f, 3 * H), 0);
+	ck_assert_int_eq(mmapfile_truncate(t, 3 * H), 0);
+	/* Bytes in each page, one write across the first boundary. */
+	off_t at[] = { 10, H - 500, 2 * H + 3, 3 * H - 50 };
+	size_t len[] = { 100, 1000, 5, 50 };
+	for (int k = 0; k < 4; k++) {
+		tu_fill(model + at[k], len[k], 60 + (uint64_t)k);
+		ck_assert_int_eq(mmapfile_writeat(f, model + at[k], len[k], at[k]), (ssize_t)len[k]);
+		ck_assert_int_eq(mmapfile_writeat(t, model + at[k], len[k], at[k]), (ssize_t)len[k]);
+	}
+	check_huge(f, model, cap, buf);
+
+	/* The cut, through descriptors of their own on the two memfds. */
+	int cutter[2];
+	mmapfile_t *both[2] = { f, t };
+	for (int k = 0; k < 2; k++) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", mmapfile_fd(both[k]));
+		cutter[k] = open(path, O_RDWR | O_CLOEXEC);
+		ck_assert_msg(cutter[k] >= 0, "open %s: %s", path, strerror(errno));
+		ck_assert_int_eq(ftruncate(cutter[k], H), 0);
+		close(cutter[k]);
+	}
+	memset(model + H, 0, cap - (size_t)H);
+	ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), H);
+	int other = -1;
+	if (_i == 1) {
+		long avail = huge_available();
+		ck_assert_int_gt(avail, 0);
+		other = memfd_create("other", MFD_CLOEXEC | MFD_HUGETLB);
+		ck_assert_int_ge(other, 0);
+		int rc;
+		do /* hugetlbfs stops at any signal; the pages it got stay */
+			rc = fallocate(other, 0, 0, (off_t)avail * H);
+		while (rc != 0 && errno == EINTR);
+		ck_assert_msg(rc == 0, "fallocate of %ld huge pages: %s", avail, strerror(errno));
+		ck_assert_int_eq(huge_available(), 0);
+	}
+
+	/* A read past the cut, as the twin answers it. */
+	errno = 0;
+	ssize_t r = mmapfile_readat(f, buf, 5, 2 * H + 3);
+	int err = errno;
+	ssize_t tr = mmapfile_readat(t, tbuf, 5, 2 * H + 3);
+	ck_assert_int_eq(tr, 0);
+	ck_assert_int_eq(pread(mmapfile_fd(t), tbuf, 5, 2 * H + 3), 0);
+	ck_assert_msg(r == tr, "a read past the cut: %zd (%s), the twin's %zd", r, r < 0 ? strerror(err) : "-",
+	              tr);
+	ck_assert_int_eq(mmapfile_size(t), H);
+	ck_assert_msg(mmapfile_size(f) == H, "size %lld after the cut to %lld", (long long)mmapfile_size(f),
+	              (long long)H);
+	ck_assert_msg(tu_fd_size(mmapfile_fd(f)) == H, "the memfd is %lld bytes after a cut to %lld",
+	              (long long)tu_fd_size(mmapfile_fd(f)), (long long)H);
+	check_huge(f, model, (size_t)H, buf);
+	ck_assert_int_eq(mmapfile_readat(t, tbuf, cap, 0), (ssize_t)H);
+	ck_assert_uint_eq(tu_first_diff(buf, tbuf, (size_t)H), (size_t)H);
+
+	/* Writes inside the file. */
+	for (int k = 0; k < 2; k++) {
+		off_t o = k ? H - 3 : 20;
+		memcpy(model + o, "in!", 3);
+		errno = 0;
+		r = mmapfile_writeat(f, "in!", 3, o);
+		ck_assert_msg(r == 3, "a write of 3 bytes at %lld, inside the file of %lld: %zd (%s)", (long long)o,
+		              (long long)H, r, r < 0 ? strerror(errno) : "-");
+		ck_assert_int_eq(mmapfile_writeat(t, "in!", 3, o), 3);
+	}
+	check_huge(f, model, (size_t)H, buf);
+	ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), H);
+
+	if (_i == 1) {
+		int enospc = pool_exhausted_errno(1);
+		errno = 0;
+		r = mmapfile_writeat(f, "g", 1, H + 10);
+		err = errno;
+		ck_assert_msg(r == -1 && err == enospc, "growth with no free huge page: %zd (%s), want %s", r,
+		              r < 0 ? strerror(err) : "-", strerror(enospc));
+		check_huge(f, model, (size_t)H, buf);
+		close(other);
+	}
+	/* Growth again: zeros up to the new bytes, as on the twin. */
+	memcpy(model + 2 * H + 3, "again", 5);
+	ck_assert_int_eq(mmapfile_writeat(f, "again", 5, 2 * H + 3), 5);
+	ck_assert_int_eq(mmapfile_writeat(t, "again", 5, 2 * H + 3), 5);
+	size_t n = (size_t)(2 * H + 8);
+	check_huge(f, model, n, buf);
+	ck_assert_int_eq(mmapfile_readat(t, tbuf, cap, 0), (ssize_t)n);
+	ck_assert_uint_eq(tu_first_diff(buf, tbuf, n), n);
+	ck_assert_int_eq(mmapfile_sync(f), 0);
+	ck_assert_int_eq(tu_fd_size(mmapfile_fd(f)), (off_t)round_huge((off_t)n));
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	ck_assert_int_eq(mmapfile_close(t), 0);
+	ck_assert_int_eq(tu_count_fds(), fds);
+	ck_assert_int_eq(meminfo("HugePages_Free"), free0);
+	free(model);
+	free(buf);
+	free(tbuf);
+}
+END_TEST
+
 /* ---- a file on hugetlbfs ---- */
 
 /* A hugetlbfs of this test's, in a mount namespace of its own; NULL, after
@@ -1600,6 +1861,13 @@ int main(void)
 	tcase_add_test(tc, test_huge_cut);
 	tcase_add_test(tc, test_huge_signals);
 	tcase_add_test(tc, test_hugetlbfs_file);
+	tcase_add_loop_test(tc, test_huge_cut_by_other, 0, 2);
+	suite_add_tcase(s, tc);
+
+	/* A larger pool for the residency of many huge pages. */
+	tc = tu_tcase("hugetlb_many", 60);
+	tcase_add_unchecked_fixture(tc, pool_setup_many, pool_restore);
+	tcase_add_test(tc, test_huge_resident);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

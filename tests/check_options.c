@@ -355,14 +355,15 @@ START_TEST(test_accepted_options)
 	}
 	ck_assert_int_eq(file_vma_count(p), 0);
 
-	/* A page-sized struct, zeros past the known fields. */
-	unsigned char *page = calloc(1, (size_t)P);
+	/* The largest struct taken (a page on most systems), zeros past the
+	 * known fields. */
+	unsigned char *page = calloc(1, MMAPFILE_OPTIONS_SIZE_MAX);
 	ck_assert_ptr_nonnull(page);
 	struct mmapfile_options o = opts_of(0);
-	o.size = (size_t)P;
+	o.size = MMAPFILE_OPTIONS_SIZE_MAX;
 	memcpy(page, &o, sizeof o);
 	f = mmapfile_open_ex(p, O_RDWR, 0, (const struct mmapfile_options *)(void *)page);
-	ck_assert_msg(f != NULL, "a %lld-byte struct of zeros: %s", (long long)P, strerror(errno));
+	ck_assert_msg(f != NULL, "a %d-byte struct of zeros: %s", MMAPFILE_OPTIONS_SIZE_MAX, strerror(errno));
 	ck_assert_int_eq(mmapfile_close(f), 0);
 	free(page);
 
@@ -434,6 +435,254 @@ START_TEST(test_max_size_unreservable)
 	ck_assert_int_eq(mmapfile_close(f), 0);
 	free(chunk);
 	free(orig);
+}
+END_TEST
+
+/* The struct's layout is the header's on every ABI: 32 bytes, the fields
+ * at fixed offsets (uint64_t size, unsigned int flags, int advice, off_t
+ * prefetch, off_t max_size). */
+START_TEST(test_options_layout)
+{
+	ck_assert_uint_eq(sizeof(struct mmapfile_options), MMAPFILE_OPTIONS_SIZE_VER0);
+	ck_assert_uint_eq(offsetof(struct mmapfile_options, size), 0);
+	ck_assert_uint_eq(sizeof(((struct mmapfile_options *)0)->size), 8);
+	ck_assert_uint_eq(offsetof(struct mmapfile_options, flags), 8);
+	ck_assert_uint_eq(offsetof(struct mmapfile_options, advice), 12);
+	ck_assert_uint_eq(offsetof(struct mmapfile_options, prefetch), 16);
+	ck_assert_uint_eq(offsetof(struct mmapfile_options, max_size), 24);
+}
+END_TEST
+
+/* A size past MMAPFILE_OPTIONS_SIZE_MAX is E2BIG without a byte past the
+ * struct read (as openat2(2) answers): the struct ends a page followed by
+ * one the process may not touch, so a read past it would kill the test.
+ * Up to the limit the bytes are read: zeros accepted, a non-zero one
+ * E2BIG. */
+START_TEST(test_options_size_limit)
+{
+	const char *p = tu_path("f");
+	struct stat st0;
+	unsigned char *orig = make_file_stat(p, 5000, 21, &st0);
+	int fds = tu_count_fds();
+	size_t span = (size_t)(MMAPFILE_OPTIONS_SIZE_MAX > P ? round_up(MMAPFILE_OPTIONS_SIZE_MAX) : P);
+	unsigned char *m = mmap(NULL, span + (size_t)P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(m != MAP_FAILED);
+	ck_assert_int_eq(mprotect(m + span, (size_t)P, PROT_NONE), 0);
+	unsigned char *end = m + span;
+
+	static const struct {
+		const char *what;
+		size_t room;    /* bytes from the struct to the forbidden page */
+		uint64_t size;
+		bool nonzero;   /* the last byte before the forbidden page is 1 */
+		int err;        /* 0: accepted */
+	} cases[] = {
+		{ "size 2^40", sizeof(struct mmapfile_options), (uint64_t)1 << 40, false, E2BIG },
+		{ "size UINT64_MAX", sizeof(struct mmapfile_options), UINT64_MAX, false, E2BIG },
+		{ "size 2^63", sizeof(struct mmapfile_options), (uint64_t)1 << 63, false, E2BIG },
+		{ "size MAX + 1", sizeof(struct mmapfile_options), MMAPFILE_OPTIONS_SIZE_MAX + 1, false, E2BIG },
+		{ "size MAX + 1, MAX bytes of zeros", MMAPFILE_OPTIONS_SIZE_MAX, MMAPFILE_OPTIONS_SIZE_MAX + 1,
+		  false, E2BIG },
+		{ "size MAX, zeros", MMAPFILE_OPTIONS_SIZE_MAX, MMAPFILE_OPTIONS_SIZE_MAX, false, 0 },
+		{ "size MAX, its last byte 1", MMAPFILE_OPTIONS_SIZE_MAX, MMAPFILE_OPTIONS_SIZE_MAX, true, E2BIG },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		unsigned char *at = end - cases[i].room;
+		memset(at, 0, cases[i].room);
+		struct mmapfile_options o = opts_of(0);
+		o.size = cases[i].size;
+		memcpy(at, &o, sizeof o);
+		if (cases[i].nonzero)
+			end[-1] = 1;
+		const struct mmapfile_options *op = (const struct mmapfile_options *)(void *)at;
+		for (int k = 0; k < 2; k++) {
+			errno = 0;
+			mmapfile_t *f = k ? mmapfile_memfd("size-limit", 10, 0, op) : mmapfile_open_ex(p, O_RDWR, 0, op);
+			int err = errno;
+			if (f)
+				ck_assert_int_eq(mmapfile_close(f), 0);
+			if (cases[i].err)
+				ck_assert_msg(!f && err == cases[i].err, "%s (%s): %s, want %s", cases[i].what,
+				              k ? "mmapfile_memfd" : "mmapfile_open_ex", f ? "opened" : strerror(err),
+				              strerror(cases[i].err));
+			else
+				ck_assert_msg(f != NULL, "%s (%s): %s", cases[i].what,
+				              k ? "mmapfile_memfd" : "mmapfile_open_ex", strerror(err));
+		}
+	}
+	check_disk_unchanged(p, &st0, orig, "after the size checks");
+	ck_assert_int_eq(tu_count_fds(), fds);
+	ck_assert_int_eq(file_vma_count(p), 0);
+	munmap(m, span + (size_t)P);
+	free(orig);
+}
+END_TEST
+
+/* The VMAs of at least len bytes that [before, before + n) does not hold
+ * (the same start and end): address space that appeared since.  Returns
+ * how many (at most max) are in lo[] and hi[]. */
+static int new_vmas(const struct tu_vma *before, int n, size_t len, uintptr_t *lo, uintptr_t *hi, int max)
+{
+	struct tu_vma *v;
+	int m = tu_read_vmas(&v), found = 0;
+	for (int i = 0; i < m && found < max; i++) {
+		if (v[i].end - v[i].start < len)
+			continue;
+		bool old = false;
+		for (int j = 0; j < n && !old; j++)
+			old = before[j].start == v[i].start && before[j].end == v[i].end;
+		if (!old) {
+			lo[found] = v[i].start;
+			hi[found] = v[i].end;
+			found++;
+		}
+	}
+	tu_free_vmas(v, m);
+	return found;
+}
+
+/* A reserved maximum on an empty file (nothing to map at open): one that
+ * cannot be reserved fails the open with ENOMEM, leaving nothing behind;
+ * one that can is reserved at open, and the mapping, once the first write
+ * makes one, lies in that address space and keeps its address (a view at
+ * offset 0) through growth up to the maximum. */
+START_TEST(test_max_size_empty_file)
+{
+	const char *p = tu_path("empty");
+	tu_write_file(p, "", 0);
+	int fds = tu_count_fds();
+	static const int accs[] = { O_RDWR, O_RDONLY };
+	for (int i = 0; i < 2; i++) {
+		struct mmapfile_options o = opts_of(0);
+		o.max_size = (off_t)1 << 60; /* more than any address space */
+		errno = 0;
+		mmapfile_t *f = mmapfile_open_ex(p, accs[i], 0, &o);
+		int err = errno;
+		ssize_t w = f ? mmapfile_write(f, "x", 1) : 0;
+		if (f)
+			mmapfile_close(f);
+		ck_assert_msg(!f && err == ENOMEM,
+		              "max_size 2^60 on an empty file (%s): %s, want ENOMEM (a first write then: %zd)",
+		              accs[i] == O_RDWR ? "O_RDWR" : "O_RDONLY", f ? "opened" : strerror(err), w);
+		ck_assert_int_eq(tu_count_fds(), fds);
+		ck_assert_int_eq(file_vma_count(p), 0);
+		ck_assert_int_eq(tu_file_size(p), 0);
+	}
+
+	off_t max = 16 * MiB;
+	struct mmapfile_options o = opts_of(0);
+	o.max_size = max;
+	struct tu_vma *before;
+	int n = tu_read_vmas(&before);
+	mmapfile_t *f = mmapfile_open_ex(p, O_RDWR, 0, &o);
+	ck_assert_msg(f != NULL, "max_size 16 MiB on an empty file: %s", strerror(errno));
+	/* (A checker's run-time may map memory of its own meanwhile.) */
+	uintptr_t lo[16], hi[16];
+	int nres = new_vmas(before, n, (size_t)max, lo, hi, 16);
+	tu_free_vmas(before, n);
+	ck_assert_msg(nres > 0, "no address space of %lld bytes appeared at open", (long long)max);
+
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(mmapfile_write(f, "x", 1), 1);
+	unsigned char *v0 = mmapfile_view(f, 0, 1);
+	ck_assert_ptr_nonnull(v0);
+	bool inside = false;
+	for (int i = 0; i < nres && !inside; i++)
+		inside = (uintptr_t)v0 >= lo[i] && (uintptr_t)v0 + (uintptr_t)max <= hi[i];
+	ck_assert_msg(inside, "the mapping at %p is not in address space of %lld bytes that appeared at open",
+	              (void *)v0, (long long)max);
+	ck_assert_int_eq(v0[0], 'x');
+	unsigned char *chunk = tu_xmalloc((size_t)MiB), *disk = tu_xmalloc((size_t)MiB);
+	uint64_t rng = 0x3a7;
+	off_t size = 1;
+	for (int step = 0; size < max; step++) {
+		off_t k = (off_t)(tu_rand(&rng) % (uint64_t)MiB) + 1;
+		if (k > max - size)
+			k = max - size;
+		tu_fill(chunk, (size_t)k, (uint64_t)step);
+		ck_assert_int_eq(mmapfile_write(f, chunk, (size_t)k), (ssize_t)k);
+		unsigned char *v = mmapfile_view(f, 0, (size_t)(size + k));
+		ck_assert_msg(v != NULL, "a view of %lld bytes: %s", (long long)(size + k), strerror(errno));
+		ck_assert_int_eq(mmapfile_release(f, v), 0);
+		ck_assert_msg(v == v0, "step %d: the mapping moved at %lld bytes, within max_size %lld", step,
+		              (long long)(size + k), (long long)max);
+		ck_assert_int_eq(pread(fd, disk, (size_t)k, size), (ssize_t)k);
+		ck_assert_msg(memcmp(disk, chunk, (size_t)k) == 0 && memcmp(v0 + size, chunk, (size_t)k) == 0,
+		              "step %d: the bytes at %lld differ", step, (long long)size);
+		size += k;
+	}
+	ck_assert_int_eq(mmapfile_release(f, v0), 0);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	ck_assert_int_eq(tu_file_size(p), max);
+	close(fd);
+	free(chunk);
+	free(disk);
+}
+END_TEST
+
+/* Options on a handle that cannot map: O_WRONLY of a file the caller may
+ * not read has no mapping, and every option is about one.  As an
+ * unprivileged user (root reads anything): mmapfile_open without options
+ * gives a working handle; mmapfile_open_ex with any options is EACCES and
+ * leaves no descriptor behind. */
+static void child_options_write_only(void *arg)
+{
+	char path[4352];
+	mmapfile_t *f = tu_child_open_write_only(arg, path, sizeof path);
+	TU_CCHECK(mmapfile_writeat(f, "ab", 2, 0) == 2, "a write through the handle without a mapping: %s",
+	          strerror(errno));
+	TU_CCHECK(mmapfile_close(f) == 0, "close: %s", strerror(errno));
+	int fds = tu_count_fds();
+	static const struct {
+		const char *what;
+		unsigned int flags;
+		off_t max_size;
+		int acc;
+	} cases[] = {
+		{ "zeros", 0, 0, O_WRONLY },
+		{ "zeros, O_APPEND", 0, 0, O_WRONLY | O_APPEND },
+		{ "POPULATE", MMAPFILE_OPT_POPULATE, 0, O_WRONLY },
+		{ "LOCK", MMAPFILE_OPT_LOCK, 0, O_WRONLY },
+		{ "HUGEPAGE", MMAPFILE_OPT_HUGEPAGE, 0, O_WRONLY },
+		{ "max_size", 0, MiB, O_WRONLY },
+		{ "PRIVATE", MMAPFILE_OPT_PRIVATE, 0, O_WRONLY },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct mmapfile_options o = opts_of(cases[i].flags);
+		o.max_size = cases[i].max_size;
+		errno = 0;
+		mmapfile_t *g = mmapfile_open_ex(path, cases[i].acc, 0, &o);
+		int err = errno;
+		if (g)
+			mmapfile_close(g);
+		TU_CCHECK(!g && err == EACCES, "open_ex of a write-only file with options (%s): %s, want EACCES",
+		          cases[i].what, g ? "opened" : strerror(err));
+		TU_CCHECK(tu_count_fds() == fds, "options %s: %d descriptors open after the refusal, %d before",
+		          cases[i].what, tu_count_fds(), fds);
+	}
+	f = mmapfile_open_ex(path, O_WRONLY, 0, NULL);
+	TU_CCHECK(f != NULL, "open_ex without options of a write-only file: %s", strerror(errno));
+	TU_CCHECK(mmapfile_writeat(f, "cd", 2, 2) == 2, "a write: %s", strerror(errno));
+	TU_CCHECK(mmapfile_close(f) == 0, "close: %s", strerror(errno));
+	TU_CCHECK(tu_count_fds() == fds, "descriptors leaked");
+}
+
+START_TEST(test_options_write_only_file)
+{
+	const char *d = tu_public_dir();
+	if (!tu_run_unprivileged("options on a write-only file", d, W_OK, child_options_write_only, (void *)d))
+		return;
+	/* The file holds the two handles' writes, nothing else (made readable
+	 * first: without root the child was this user). */
+	char path[4352];
+	snprintf(path, sizeof path, "%s/wo", d);
+	ck_assert_int_eq(chmod(path, 0600), 0);
+	size_t n;
+	unsigned char *got = tu_read_file(path, &n);
+	ck_assert_uint_eq(n, 10);
+	ck_assert_mem_eq(got, "abcd456789", 10);
+	free(got);
 }
 END_TEST
 
@@ -821,6 +1070,128 @@ START_TEST(test_private_cut_past_end_reads_zeros)
 	ck_assert_mem_eq(got, data, sizeof data);
 	ck_assert_int_eq(mmapfile_close(f), 0);
 	ck_assert_int_eq(tu_file_size(p), cut);
+	free(orig);
+}
+END_TEST
+
+/* n bytes of c appended to the file through a descriptor of its own (as
+ * another process would); returns the file's new length. */
+static off_t append_bytes(const char *p, int c, size_t n)
+{
+	unsigned char *b = tu_xmalloc(n);
+	memset(b, c, n);
+	int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, b, n), (ssize_t)n);
+	off_t len = tu_fd_size(fd);
+	close(fd);
+	free(b);
+	return len;
+}
+
+/* A private handle of a file whose length is not whole pages: the rest of
+ * the last page is the file's until written, and another process appends
+ * there after the open.  What the handle's own growth adds past its old
+ * size reads as zeros, never as the other's bytes: by truncate, by a write
+ * leaving a gap, by a cursor write after a seek past the end.  The file
+ * holds only its own bytes and the other's.  _i: the length at open,
+ * 100 bytes, two pages and 100 bytes, a page less one. */
+START_TEST(test_private_growth_after_append)
+{
+	const char *p = tu_path("f");
+	const off_t sizes[] = { 100, 2 * P + 100, P - 1 };
+	off_t size0 = sizes[_i];
+	unsigned char *orig = tu_make_file(p, (size_t)size0, 30 + (uint64_t)_i, true);
+	struct twin t = { 0 };
+	twin_truncate(&t, size0);
+	memcpy(t.buf, orig, (size_t)size0);
+
+	/* Truncate up, within the last page and then past it. */
+	mmapfile_t *f = open_opts(p, O_RDWR, MMAPFILE_OPT_PRIVATE);
+	off_t size1 = append_bytes(p, 'B', (size_t)P + 300);
+	ck_assert_int_eq(mmapfile_truncate(f, size0 + 20), 0);
+	twin_truncate(&t, size0 + 20);
+	compare_window(f, &t, 0, (size_t)size0 + 30, 0);
+	ck_assert_int_eq(mmapfile_truncate(f, round_up(size0) + P + 50), 0);
+	twin_truncate(&t, round_up(size0) + P + 50);
+	compare_window(f, &t, 0, (size_t)t.size + 10, 1);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+
+	/* A fresh handle of the longer file; the other appends again. */
+	size_t n;
+	unsigned char *disk = tu_read_file(p, &n);
+	ck_assert_int_eq((off_t)n, size1);
+	free(t.buf);
+	t = (struct twin){ 0 };
+	twin_write(&t, disk, n, 0);
+	free(disk);
+	f = open_opts(p, O_RDWR, MMAPFILE_OPT_PRIVATE);
+	off_t size2 = append_bytes(p, 'C', 500);
+	ck_assert_int_eq(mmapfile_writeat(f, "x", 1, size1 + 150), 1);
+	twin_write(&t, (const unsigned char *)"x", 1, size1 + 150);
+	compare_window(f, &t, 0, (size_t)t.size + 10, 2);
+	ck_assert_int_eq(mmapfile_seek(f, size1 + 400, SEEK_SET), size1 + 400);
+	ck_assert_int_eq(mmapfile_write(f, "yz", 2), 2);
+	twin_write(&t, (const unsigned char *)"yz", 2, size1 + 400);
+	compare_window(f, &t, 0, (size_t)t.size + 10, 3);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+
+	/* The file: its bytes, the B's and the C's. */
+	disk = tu_read_file(p, &n);
+	ck_assert_int_eq((off_t)n, size2);
+	ck_assert_mem_eq(disk, orig, (size_t)size0);
+	for (off_t i = size0; i < size2; i++)
+		ck_assert_msg(disk[i] == (i < size1 ? 'B' : 'C'), "byte %lld of the file is %#x", (long long)i,
+		              disk[i]);
+	free(disk);
+	free(t.buf);
+	free(orig);
+}
+END_TEST
+
+/* A private handle's bytes past the file's pages at open are its own
+ * anonymous memory: another process cutting the file to nothing does not
+ * touch them, also when a read that starts in the file's pages (which
+ * fault: the fault guard answers) runs on into them.  The bytes in the
+ * file's pages read as zeros (see test_private_cut_past_end_reads_zeros). */
+START_TEST(test_private_own_pages_after_cut)
+{
+	const char *p = tu_path("f");
+	off_t size0 = P + 100, own = round_up(size0);
+	unsigned char *orig = tu_make_file(p, (size_t)size0, 40, true);
+	mmapfile_t *f = open_opts(p, O_RDWR, MMAPFILE_OPT_PRIVATE);
+	struct twin t = { 0 };
+	twin_write(&t, orig, (size_t)size0, 0);
+	/* From the file's last page well into the handle's own memory. */
+	size_t dn = (size_t)(2 * P);
+	unsigned char *data = tu_random_bytes(dn, 41);
+	ck_assert_int_eq(mmapfile_writeat(f, data, dn, own - 50), (ssize_t)dn);
+	twin_write(&t, data, dn, own - 50);
+	compare_window(f, &t, 0, (size_t)t.size, 0);
+
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 0), 0);
+	close(fd);
+	memset(t.buf, 0, (size_t)own);
+
+	/* One read from 0 across everything, then the handle's own bytes
+	 * alone. */
+	compare_window(f, &t, 0, (size_t)t.size + 10, 1);
+	compare_window(f, &t, own, (size_t)(t.size - own), 2);
+	ck_assert_int_eq(mmapfile_size(f), own - 50 + (off_t)dn);
+	/* It goes on working, over both kinds of page. */
+	ck_assert_int_eq(mmapfile_writeat(f, "file", 4, 10), 4);
+	twin_write(&t, (const unsigned char *)"file", 4, 10);
+	ck_assert_int_eq(mmapfile_writeat(f, "own", 3, own + 10), 3);
+	twin_write(&t, (const unsigned char *)"own", 3, own + 10);
+	ck_assert_int_eq(mmapfile_truncate(f, 6 * P), 0);
+	twin_truncate(&t, 6 * P);
+	compare_window(f, &t, 0, (size_t)t.size + 10, 3);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	ck_assert_int_eq(tu_file_size(p), 0);
+	free(data);
+	free(t.buf);
 	free(orig);
 }
 END_TEST
@@ -1607,6 +1978,10 @@ int main(void)
 	tcase_add_test(tc, test_refused_options);
 	tcase_add_test(tc, test_accepted_options);
 	tcase_add_test(tc, test_max_size_unreservable);
+	tcase_add_test(tc, test_options_layout);
+	tcase_add_test(tc, test_options_size_limit);
+	tcase_add_test(tc, test_max_size_empty_file);
+	tcase_add_test(tc, test_options_write_only_file);
 	suite_add_tcase(s, tc);
 	tc = tu_tcase("private", 120);
 	tcase_add_test(tc, test_private_refused_flags);
@@ -1615,6 +1990,8 @@ int main(void)
 	tcase_add_loop_test(tc, test_private_size_is_its_own, 0, 2);
 	tcase_add_test(tc, test_private_cut_by_other);
 	tcase_add_test(tc, test_private_cut_past_end_reads_zeros);
+	tcase_add_loop_test(tc, test_private_growth_after_append, 0, 3);
+	tcase_add_test(tc, test_private_own_pages_after_cut);
 	suite_add_tcase(s, tc);
 	tc = tu_tcase("populate", 60);
 	tcase_add_test(tc, test_populate);
