@@ -327,8 +327,11 @@ static int check_file(struct mmapfile *f, struct stat *st)
  * no write(2): the handle writes through its mapping alone. */
 static int learn_fs(struct mmapfile *f, const struct stat *st)
 {
+	/* Only a file whose blocks are larger than a page can be there: the
+	 * common case costs no statfs. */
 	struct statfs sfs;
-	if (fstatfs(f->fd, &sfs) != 0 || sfs.f_type != HUGETLBFS_MAGIC)
+	if (st->st_blksize <= (blksize_t)f->sys_page || fstatfs(f->fd, &sfs) != 0 ||
+	    sfs.f_type != HUGETLBFS_MAGIC)
 		return 0;
 	if (f->mapless || st->st_blksize <= 0 || ((size_t)st->st_blksize & ((size_t)st->st_blksize - 1)))
 		return fail_int(EACCES);
