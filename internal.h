@@ -355,6 +355,6 @@ MMF_HIDDEN int mmf_flush_close(struct mmapfile *f);
 MMF_HIDDEN void mmf_flush_release(struct mmapfile *f);
 
 /* madvise.c */
-MMF_HIDDEN void mmf_reapply_advice(struct mmapfile *f);
+MMF_HIDDEN int mmf_reapply_advice(struct mmapfile *f);
 
 #endif

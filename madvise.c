@@ -92,12 +92,17 @@ static int sticky_kind(int advice)
 	}
 }
 
-/* After the mapping grew or moved (map_lock held exclusively). */
-void mmf_reapply_advice(struct mmapfile *f)
+/* After the mapping grew or moved (map_lock held exclusively): 0, or -1
+ * and the first refusal's errno (the rest is given all the same). */
+int mmf_reapply_advice(struct mmapfile *f)
 {
+	int err = 0;
 	for (int i = 0; i < MMF_STICKY_COUNT; i++)
-		if (f->sticky[i] >= 0)
-			mmf_sys.madvise(f->base, f->map_len, f->sticky[i]);
+		if (f->sticky[i] >= 0 && mmf_sys.madvise(f->base, f->map_len, f->sticky[i]) != 0 && !err)
+			err = errno;
+	if (err)
+		errno = err;
+	return err ? -1 : 0;
 }
 
 /* The kernel's verdict on the advice alone: a zero-length range is accepted

@@ -79,9 +79,8 @@ int mmf_options_start(struct mmapfile *f, const struct mmapfile_options *o)
 	/* Advice the kernel refuses (huge pages without THP) fails the open
 	 * here, rather than being dropped without a word at every remap. */
 	if (f->base) {
-		for (int i = 0; i < MMF_STICKY_COUNT; i++)
-			if (f->sticky[i] >= 0 && mmf_sys.madvise(f->base, f->map_len, f->sticky[i]) != 0)
-				return -1;
+		if (mmf_reapply_advice(f) != 0)
+			return -1;
 	} else if (o->flags & MMAPFILE_OPT_HUGEPAGE && !f->hugetlb &&
 	           mmf_sys.madvise(NULL, 0, MMAPFILE_MADV_HUGEPAGE) != 0) {
 		return -1;
