@@ -55,7 +55,12 @@ static void mmf_copy(void *dst, const void *src, size_t n)
 }
 #else
 /* Records of a few dozen bytes are the common case: copied inline with two
- * overlapping moves, they skip a call into the C library. */
+ * overlapping moves, they skip a call into the C library.  The moves are of
+ * vector type, so that they stay in registers (byte arrays went through the
+ * stack). */
+typedef char mmf_v16 __attribute__((vector_size(16), aligned(1), may_alias));
+typedef uint64_t mmf_u64 __attribute__((aligned(1), may_alias));
+
 static inline __attribute__((always_inline)) void mmf_copy(void *dst, const void *src, size_t n)
 {
 	char *d = dst;
@@ -63,23 +68,20 @@ static inline __attribute__((always_inline)) void mmf_copy(void *dst, const void
 	if (n > 64 || n < 8) {
 		memcpy(d, s, n);
 	} else if (n >= 32) {
-		char a[32], b[32];
-		memcpy(a, s, 32);
-		memcpy(b, s + n - 32, 32);
-		memcpy(d, a, 32);
-		memcpy(d + n - 32, b, 32);
+		mmf_v16 a0 = *(const mmf_v16 *)s, a1 = *(const mmf_v16 *)(s + 16);
+		mmf_v16 b0 = *(const mmf_v16 *)(s + n - 32), b1 = *(const mmf_v16 *)(s + n - 16);
+		*(mmf_v16 *)d = a0;
+		*(mmf_v16 *)(d + 16) = a1;
+		*(mmf_v16 *)(d + n - 32) = b0;
+		*(mmf_v16 *)(d + n - 16) = b1;
 	} else if (n >= 16) {
-		char a[16], b[16];
-		memcpy(a, s, 16);
-		memcpy(b, s + n - 16, 16);
-		memcpy(d, a, 16);
-		memcpy(d + n - 16, b, 16);
+		mmf_v16 a = *(const mmf_v16 *)s, b = *(const mmf_v16 *)(s + n - 16);
+		*(mmf_v16 *)d = a;
+		*(mmf_v16 *)(d + n - 16) = b;
 	} else {
-		uint64_t a, b;
-		memcpy(&a, s, 8);
-		memcpy(&b, s + n - 8, 8);
-		memcpy(d, &a, 8);
-		memcpy(d + n - 8, &b, 8);
+		uint64_t a = *(const mmf_u64 *)s, b = *(const mmf_u64 *)(s + n - 8);
+		*(mmf_u64 *)d = a;
+		*(mmf_u64 *)(d + n - 8) = b;
 	}
 }
 #endif
@@ -114,12 +116,18 @@ static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t 
  * unmapped while the handle is open).  Its thread's mark, raised before it
  * looks at cut_seq, makes a cut of the file wait for it (mmf_quiesce); a
  * cut in progress sends it to the locked path.  A fault patched meanwhile
- * (its own, or another copy's) has it done again under the lock. */
-static inline __attribute__((always_inline)) bool fast_begin(struct mmapfile *f, unsigned long *faults)
+ * (its own, or another copy's) has it done again under the lock.  The
+ * public calls' inline copies leave a thread's first registration to the
+ * out-of-line path (register false), so that they call nothing. */
+static inline __attribute__((always_inline)) bool fast_begin(struct mmapfile *f, unsigned long *faults,
+                                                             bool register_mark)
 {
 	struct mmf_guard *g = &mmf_guard_self;
-	if (!g->registered)
+	if (__builtin_expect(!g->registered, 0)) {
+		if (!register_mark)
+			return false;
 		mmf_guard_register();
+	}
 	atomic_store_explicit(&g->f, f, memory_order_relaxed);
 	if (mmf_guard_self_fence)
 		atomic_thread_fence(memory_order_seq_cst);
@@ -151,10 +159,11 @@ static inline __attribute__((always_inline)) void fast_end(void)
 
 /* A read that ends before the size; -1 for the locked path (which also
  * learns whether another process changed a file read to its end). */
-static inline __attribute__((always_inline)) ssize_t read_fast(struct mmapfile *f, void *buf, size_t n, off_t off)
+static inline __attribute__((always_inline)) ssize_t read_fast(struct mmapfile *f, void *buf, size_t n, off_t off,
+                                                               bool register_mark)
 {
 	unsigned long faults;
-	if (!fast_begin(f, &faults))
+	if (!fast_begin(f, &faults, register_mark))
 		return -1;
 	off_t size = mmf_size(f);
 	const struct mmf_view *v = atomic_load_explicit(&f->view, memory_order_acquire);
@@ -199,10 +208,11 @@ static void populate_ahead(struct mmapfile *f, const struct mmf_view *v, off_t e
 
 /* A write inside what is mapped and allocated: 1 done, 0 for the locked
  * path, -1 when a fault met it and it must be written again. */
-static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, const void *buf, size_t n, off_t off)
+static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, const void *buf, size_t n, off_t off,
+                                                           bool register_mark)
 {
 	unsigned long faults;
-	if (f->sync_mode || !fast_begin(f, &faults))
+	if (f->sync_mode || !fast_begin(f, &faults, register_mark))
 		return 0;
 	off_t limit = atomic_load_explicit(&f->limit, memory_order_acquire);
 	const struct mmf_view *v = atomic_load_explicit(&f->view, memory_order_acquire);
@@ -210,14 +220,19 @@ static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, 
 	int rc = 0;
 	if (v && off <= limit && (off_t)n <= limit - off && off + (off_t)n <= (off_t)v->len &&
 	    !(n >= MMF_PWRITE_MIN && off >= size)) {
-		if (off + (off_t)n > size)
-			populate_ahead(f, v, off + (off_t)n, size, limit);
+		off_t end = off + (off_t)n;
+		if (end > size && end > atomic_load_explicit(&f->populated, memory_order_relaxed))
+			populate_ahead(f, v, end, size, limit);
 		fast_copy(v->base + off, v->base + off, buf, n);
 		/* No load of the count may pass the copy's stores, if another
 		 * thread could have patched the pages they went to.  The size
 		 * covers the write even when it must be done again. */
-		if (off + (off_t)n > size)
-			raise_size(f, off + (off_t)n);
+		if (end > size) {
+			if (mmf_one_thread())
+				mmf_set_size(f, end);
+			else
+				raise_size(f, end);
+		}
 		/* Appends past the size at the last flush are dirty already. */
 		if (off < atomic_load_explicit(&f->dirty_base, memory_order_relaxed))
 			mmf_mark_dirty(f, off, off + (off_t)n);
@@ -538,7 +553,7 @@ static __attribute__((noinline)) ssize_t readat_slow(struct mmapfile *f, void *b
 
 ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
-	ssize_t k = read_fast(f, buf, n, off);
+	ssize_t k = read_fast(f, buf, n, off, true);
 	return k >= 0 ? k : readat_slow(f, buf, n, off);
 }
 
@@ -693,38 +708,76 @@ ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bo
 {
 	/* Appends take the lock: where they land depends on the size.  The
 	 * lock-free path is never taken by O_SYNC / O_DSYNC handles. */
-	int fast = append ? 0 : write_fast(f, buf, n, *at);
+	int fast = append ? 0 : write_fast(f, buf, n, *at, true);
 	return fast > 0 ? (ssize_t)n : writeat_slow(f, buf, n, at, append, fast);
 }
 
-/* The public calls try the lock-free copy themselves, so that the common
- * case is one function with nothing to save and restore around a call. */
-ssize_t mmapfile_readat(mmapfile_t *f, void *buf, size_t n, off_t off)
+/* The public calls try the lock-free copy inline, with the arguments every
+ * such copy has, so that the common case saves no register and calls
+ * nothing; the rest, from the errno for bad arguments on, is out of line. */
+static inline __attribute__((always_inline)) bool io_plain(const struct mmapfile *f, bool write, const void *buf,
+                                                           size_t n)
+{
+	return f && buf && (ssize_t)n > 0 && (write ? f->writable : f->readable);
+}
+
+static __attribute__((noinline)) ssize_t readat_rest(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
 	if (check_io(f, false, buf, n, off) != 0)
 		return -1;
 	if (n == 0)
 		return 0;
-	ssize_t k = read_fast(f, buf, n, off);
-	return k >= 0 ? k : readat_slow(f, buf, n, off);
+	return mmf_readat(f, buf, n, off);
+}
+
+ssize_t mmapfile_readat(mmapfile_t *f, void *buf, size_t n, off_t off)
+{
+	if (io_plain(f, false, buf, n) && off >= 0) {
+		ssize_t k = read_fast(f, buf, n, off, false);
+		if (k >= 0)
+			return k;
+	}
+	return readat_rest(f, buf, n, off);
+}
+
+/* fast is what the inline copy answered: 0 when not taken, -1 when it met
+ * a fault (the arguments were good then). */
+static __attribute__((noinline)) ssize_t writeat_rest(struct mmapfile *f, const void *buf, size_t n, off_t off,
+                                                      int fast)
+{
+	if (fast == 0) {
+		if (check_io(f, true, buf, n, off) != 0)
+			return -1;
+		if (f->append)
+			return fail_int(EINVAL);
+		if (n == 0)
+			return 0;
+		fast = write_fast(f, buf, n, off, true);
+		if (fast > 0)
+			return (ssize_t)n;
+	}
+	return writeat_slow(f, buf, n, &off, false, fast);
 }
 
 ssize_t mmapfile_writeat(mmapfile_t *f, const void *buf, size_t n, off_t off)
 {
-	if (check_io(f, true, buf, n, off) != 0)
-		return -1;
-	if (f->append)
-		return fail_int(EINVAL);
-	if (n == 0)
-		return 0;
-	int fast = write_fast(f, buf, n, off);
-	return fast > 0 ? (ssize_t)n : writeat_slow(f, buf, n, &off, false, fast);
+	int fast = 0;
+	if (io_plain(f, true, buf, n) && off >= 0 && !f->append) {
+		fast = write_fast(f, buf, n, off, false);
+		if (fast > 0)
+			return (ssize_t)n;
+	}
+	return writeat_rest(f, buf, n, off, fast);
 }
 
 /* The cursor call with its lock (while the process has threads) and every
  * case the lock-free copy does not take. */
-static __attribute__((noinline)) ssize_t read_cursor(struct mmapfile *f, void *buf, size_t n)
+static __attribute__((noinline)) ssize_t read_rest(struct mmapfile *f, void *buf, size_t n)
 {
+	if (check_io(f, false, buf, n, 0) != 0)
+		return -1;
+	if (n == 0)
+		return 0;
 	bool locked = mmf_cursor_lock(f);
 	ssize_t k = (off_t)n > MMF_OFF_MAX - f->cursor ? fail_int(EINVAL)
 	                                                : mmf_readat(f, buf, n, f->cursor);
@@ -734,37 +787,39 @@ static __attribute__((noinline)) ssize_t read_cursor(struct mmapfile *f, void *b
 	return k;
 }
 
+/* One thread: no lock, and a read that ends before the size (which also
+ * keeps cursor + n in range) is one copy. */
 ssize_t mmapfile_read(mmapfile_t *f, void *buf, size_t n)
 {
-	if (check_io(f, false, buf, n, 0) != 0)
-		return -1;
-	if (n == 0)
-		return 0;
-	/* One thread: no lock, and a read that ends before the size (which
-	 * also keeps cursor + n in range) is one copy. */
-	if (mmf_one_thread()) {
-		ssize_t k = read_fast(f, buf, n, f->cursor);
+	if (io_plain(f, false, buf, n) && mmf_one_thread()) {
+		ssize_t k = read_fast(f, buf, n, f->cursor, false);
 		if (k >= 0) {
 			f->cursor += k;
 			return k;
 		}
 	}
-	return read_cursor(f, buf, n);
+	return read_rest(f, buf, n);
 }
 
-ssize_t mmapfile_write(mmapfile_t *f, const void *buf, size_t n)
+static __attribute__((noinline)) ssize_t write_rest(struct mmapfile *f, const void *buf, size_t n)
 {
 	if (check_io(f, true, buf, n, 0) != 0)
 		return -1;
 	if (n == 0)
 		return 0;
-	/* One thread: a write inside what is mapped and allocated (which keeps
-	 * cursor + n in range) is one copy. */
-	if (mmf_one_thread() && !f->append && write_fast(f, buf, n, f->cursor) > 0) {
+	return mmf_cursor_write(f, buf, n, f->append);
+}
+
+/* One thread: a write inside what is mapped and allocated (which keeps
+ * cursor + n in range) is one copy. */
+ssize_t mmapfile_write(mmapfile_t *f, const void *buf, size_t n)
+{
+	if (io_plain(f, true, buf, n) && mmf_one_thread() && !f->append &&
+	    write_fast(f, buf, n, f->cursor, false) > 0) {
 		f->cursor += (off_t)n;
 		return (ssize_t)n;
 	}
-	return mmf_cursor_write(f, buf, n, f->append);
+	return write_rest(f, buf, n);
 }
 
 ssize_t mmf_cursor_write(struct mmapfile *f, const void *buf, size_t n, bool append)
