@@ -51,7 +51,7 @@
 #define POOL_PAD MiB
 #define POOL_MASK ((uint64_t)POOL_MAIN - 1)
 
-#define MAXC 3         /* contenders per workload */
+#define MAXC 4         /* contenders per workload */
 #define URING_BATCH 32 /* reads per io_uring submission */
 #define SYNC_REPS 32   /* write + sync pairs per sync sample */
 
@@ -440,6 +440,43 @@ static struct {
 	size_t size;
 } s64;
 
+/* The limit of the read workloads: the file mapped whole, read-only, as a
+ * program would map it by hand.  Returns the descriptor, -1 on failure. */
+static int map_whole(const char *path, size_t size, const uint8_t **p)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail_errno("open", path);
+	struct stat st;
+	if (fstat(fd, &st) != 0 || (size_t)st.st_size != size) {
+		close(fd);
+		return fail("fstat(%s): wrong size", path);
+	}
+	*p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (*p == MAP_FAILED) {
+		close(fd);
+		return fail_errno("mmap", path);
+	}
+	return fd;
+}
+
+/* Where a goal is beyond the raw mapping itself, say how far the raw
+ * mapping gets against the same baseline. */
+static void limit_note(struct workload *w, int raw, int base, const char *name, double goal)
+{
+	if (w->ran && w->median[raw] > 0 && w->median[0] > 0)
+		snprintf(w->note, sizeof w->note,
+		         "the limit against %s: %s time / raw mapping time = %.2fx (goal for libmmapfile %.1fx); "
+		         "libmmapfile reaches %.0f%% of the raw mapping's speed",
+		         name, name, (w->median[base] / w->units[base]) / (w->median[raw] / w->units[raw]), goal,
+		         100 * (w->median[raw] / w->units[raw]) / (w->median[0] / w->units[0]));
+}
+
+static void seq64_teardown(struct workload *w)
+{
+	limit_note(w, 3, 1, "fread", 4.0);
+}
+
 static int seq64_setup(struct workload *w)
 {
 	char h[32];
@@ -478,6 +515,18 @@ static int seq64_run(struct workload *w, int c, uint64_t *ns)
 		ssize_t k = mmapfile_read(f, buf, 64);
 		if (mmapfile_close(f) != 0 || k != 0)
 			return fail("mmapfile_read: no end of file after the last record");
+	} else if (c == 3) {
+		const uint8_t *p;
+		int fd = map_whole(path, s64.size, &p);
+		if (fd < 0)
+			return -1;
+		for (size_t i = 0; i < recs; i++) {
+			memcpy(buf, p + i * 64, 64);
+			clobber(buf);
+			sum += rec_sum(buf, 64);
+		}
+		munmap((void *)p, s64.size);
+		close(fd);
 	} else {
 		FILE *fp = fopen(path, "rb");
 		if (!fp)
@@ -567,19 +616,10 @@ static int seq1m_run(struct workload *w, int c, uint64_t *ns)
 		if (close(fd) != 0 || k != 0)
 			return fail("read: no end of file after the last chunk");
 	} else {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		const uint8_t *p;
+		int fd = map_whole(path, s1m.size, &p);
 		if (fd < 0)
-			return fail_errno("open", path);
-		struct stat st;
-		if (fstat(fd, &st) != 0 || (size_t)st.st_size != s1m.size) {
-			close(fd);
-			return fail("fstat(%s): wrong size", path);
-		}
-		const uint8_t *p = mmap(NULL, s1m.size, PROT_READ, MAP_SHARED, fd, 0);
-		if (p == MAP_FAILED) {
-			close(fd);
-			return fail_errno("mmap", path);
-		}
+			return -1;
 		for (size_t i = 0; i < chunks; i++) {
 			memcpy(buf, p + i * MiB, MiB);
 			clobber(buf);
@@ -810,7 +850,7 @@ static int over4k_run(struct workload *w, int c, uint64_t *ns)
 
 /* -- appends: 64-byte records, 1 MiB chunks, and growth ------------------- */
 
-enum append_kind { AP_MMAPFILE, AP_STDIO, AP_WRITE };
+enum append_kind { AP_MMAPFILE, AP_STDIO, AP_WRITE, AP_RAWMAP };
 
 struct append_spec {
 	char *path;
@@ -865,6 +905,24 @@ static int append_run(const struct append_spec *a, enum append_kind kind, uint64
 		}
 		if (fclose(fp) != 0)
 			return fail_errno("fclose", path);
+	} else if (kind == AP_RAWMAP) {
+		/* The limit of appending through a mapping: the final size is
+		 * known in advance, so the file is sized and mapped once. */
+		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return fail_errno("open", path);
+		uint8_t *p = ftruncate(fd, (off_t)a->total) == 0
+		                 ? mmap(NULL, a->total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+		                 : MAP_FAILED;
+		if (p == MAP_FAILED) {
+			close(fd);
+			return fail_errno("ftruncate+mmap", path);
+		}
+		for (size_t i = 0; i < n; i++)
+			memcpy(p + i * rec, append_src(a, i), rec);
+		munmap(p, a->total);
+		if (close(fd) != 0)
+			return fail_errno("close", path);
 	} else {
 		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0)
@@ -902,7 +960,12 @@ static int append64_setup(struct workload *w)
 static int append64_run(struct workload *w, int c, uint64_t *ns)
 {
 	(void)w;
-	return append_run(&ap64, c == 0 ? AP_MMAPFILE : AP_STDIO, ns);
+	return append_run(&ap64, c == 0 ? AP_MMAPFILE : c == 1 ? AP_STDIO : AP_RAWMAP, ns);
+}
+
+static void append64_teardown(struct workload *w)
+{
+	limit_note(w, 2, 1, "fwrite", 2.5);
 }
 
 static int append1m_setup(struct workload *w)
@@ -1232,11 +1295,13 @@ static void threads_teardown(struct workload *w)
  * stream locks while a process has one thread), which would change what the
  * stdio contenders measure. */
 static struct workload workloads[] = {
-	{.id = "seq64", .desc = "sequential 64-byte records", .ncont = 3,
-	 .cname = {"mmapfile_read", "fread", "fread_unlocked"}, .unit = "op", .nratio = 2,
+	{.id = "seq64", .desc = "sequential 64-byte records", .ncont = 4,
+	 .cname = {"mmapfile_read", "fread", "fread_unlocked", "raw mapping"}, .unit = "op", .nratio = 3,
 	 .ratio = {SPEEDUP(1, 1, 4.0, "fread", "fread time / mmapfile_read time"),
-	           SPEEDUP(2, 2, 0, "fread_unlocked", "fread_unlocked time / mmapfile_read time")},
-	 .setup = seq64_setup, .run = seq64_run},
+	           SPEEDUP(2, 2, 0, "fread_unlocked", "fread_unlocked time / mmapfile_read time"),
+	           SPEEDUP(3, 3, 0, "raw mapping",
+	                   "memcpy of each record from a raw mapping (the limit) time / mmapfile_read time")},
+	 .setup = seq64_setup, .run = seq64_run, .teardown = seq64_teardown},
 	{.id = "seq1m", .desc = "sequential 1 MiB chunks", .ncont = 3,
 	 .cname = {"mmapfile_read", "read(2)", "raw mapping"}, .unit = "B", .nratio = 2,
 	 .ratio = {SPEEDUP(1, 1, 1.3, "read(2)", "read(2) time / mmapfile_read time"),
@@ -1262,10 +1327,13 @@ static struct workload workloads[] = {
 	 .cname = {"mmapfile_writeat", "pwrite(2)"}, .unit = "op", .nratio = 1,
 	 .ratio = {SPEEDUP(1, 1, 0, "pwrite(2)", "pwrite time / mmapfile_writeat time")},
 	 .setup = over4k_setup, .run = over4k_run},
-	{.id = "append64", .desc = "appending 64-byte records", .ncont = 2,
-	 .cname = {"mmapfile_write", "fwrite"}, .unit = "op", .nratio = 1,
-	 .ratio = {SPEEDUP(1, 1, 2.5, "fwrite", "fwrite time / mmapfile_write time")},
-	 .setup = append64_setup, .run = append64_run},
+	{.id = "append64", .desc = "appending 64-byte records", .ncont = 3,
+	 .cname = {"mmapfile_write", "fwrite", "raw mapping"}, .unit = "op", .nratio = 2,
+	 .ratio = {SPEEDUP(1, 1, 2.5, "fwrite", "fwrite time / mmapfile_write time"),
+	           SPEEDUP(2, 2, 0, "raw mapping",
+	                   "memcpy of each record into a raw mapping of the final size (the limit) time / "
+	                   "mmapfile_write time")},
+	 .setup = append64_setup, .run = append64_run, .teardown = append64_teardown},
 	{.id = "append1m", .desc = "appending 1 MiB chunks", .ncont = 2,
 	 .cname = {"mmapfile_write", "write(2)"}, .unit = "B", .nratio = 1,
 	 .ratio = {SPEEDUP(1, 1, 1.0, "write(2)", "write(2) time / mmapfile_write time")},
