@@ -225,7 +225,7 @@ static inline void mmf_set_size(struct mmapfile *f, off_t size)
 
 /* Widen the dirty range to cover [off, end).  Appends widen it every time:
  * one thread needs no atomic operation for that. */
-static inline void mmf_mark_dirty(struct mmapfile *f, off_t off, off_t end)
+static inline __attribute__((always_inline)) void mmf_mark_dirty(struct mmapfile *f, off_t off, off_t end)
 {
 	if (off >= atomic_load_explicit(&f->dirty_base, memory_order_relaxed) && end <= mmf_size(f))
 		return;

@@ -60,14 +60,13 @@ static void mmf_copy(void *dst, const void *src, size_t n)
  * stack). */
 typedef char mmf_v16 __attribute__((vector_size(16), aligned(1), may_alias));
 typedef uint64_t mmf_u64 __attribute__((aligned(1), may_alias));
+typedef uint32_t mmf_u32 __attribute__((aligned(1), may_alias));
 
-static inline __attribute__((always_inline)) void mmf_copy(void *dst, const void *src, size_t n)
+static inline __attribute__((always_inline)) void mmf_copy_record(void *dst, const void *src, size_t n)
 {
 	char *d = dst;
 	const char *s = src;
-	if (n > 64 || n < 8) {
-		memcpy(d, s, n);
-	} else if (n >= 32) {
+	if (__builtin_expect(n >= 32, 1)) {
 		mmf_v16 a0 = *(const mmf_v16 *)s, a1 = *(const mmf_v16 *)(s + 16);
 		mmf_v16 b0 = *(const mmf_v16 *)(s + n - 32), b1 = *(const mmf_v16 *)(s + n - 16);
 		*(mmf_v16 *)d = a0;
@@ -78,11 +77,28 @@ static inline __attribute__((always_inline)) void mmf_copy(void *dst, const void
 		mmf_v16 a = *(const mmf_v16 *)s, b = *(const mmf_v16 *)(s + n - 16);
 		*(mmf_v16 *)d = a;
 		*(mmf_v16 *)(d + n - 16) = b;
-	} else {
+	} else if (n >= 8) {
 		uint64_t a = *(const mmf_u64 *)s, b = *(const mmf_u64 *)(s + n - 8);
 		*(mmf_u64 *)d = a;
 		*(mmf_u64 *)(d + n - 8) = b;
+	} else if (n >= 4) {
+		uint32_t a = *(const mmf_u32 *)s, b = *(const mmf_u32 *)(s + n - 4);
+		*(mmf_u32 *)d = a;
+		*(mmf_u32 *)(d + n - 4) = b;
+	} else if (n > 0) {
+		char a = s[0], b = s[n / 2], c = s[n - 1];
+		d[0] = a;
+		d[n / 2] = b;
+		d[n - 1] = c;
 	}
+}
+
+static inline __attribute__((always_inline)) void mmf_copy(void *dst, const void *src, size_t n)
+{
+	if (n > 64)
+		memcpy(dst, src, n);
+	else
+		mmf_copy_record(dst, src, n);
 }
 #endif
 
@@ -118,23 +134,27 @@ static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t 
  * cut in progress sends it to the locked path.  A fault patched meanwhile
  * (its own, or another copy's) has it done again under the lock.  The
  * public calls' inline copies leave a thread's first registration to the
- * out-of-line path (register false), so that they call nothing. */
+ * out-of-line path (without FAST_MAY_CALL), so that they call nothing.
+ * FAST_ALONE: the caller saw the process with one thread, so no cut is in
+ * progress on another and no other thread needs the mark fenced. */
+enum { FAST_MAY_CALL = 1, FAST_ALONE = 2 };
+
 static inline __attribute__((always_inline)) bool fast_begin(struct mmapfile *f, unsigned long *faults,
-                                                             bool register_mark)
+                                                             unsigned how)
 {
 	struct mmf_guard *g = &mmf_guard_self;
 	if (__builtin_expect(!g->registered, 0)) {
-		if (!register_mark)
+		if (!(how & FAST_MAY_CALL))
 			return false;
 		mmf_guard_register();
 	}
 	atomic_store_explicit(&g->f, f, memory_order_relaxed);
-	if (mmf_guard_self_fence)
+	if (!(how & FAST_ALONE) && mmf_guard_self_fence)
 		atomic_thread_fence(memory_order_seq_cst);
 	else
 		atomic_signal_fence(memory_order_seq_cst);
 	*faults = atomic_load_explicit(&f->faults, memory_order_acquire);
-	if (!(atomic_load_explicit(&f->cut_seq, memory_order_acquire) & 1) &&
+	if (((how & FAST_ALONE) || !(atomic_load_explicit(&f->cut_seq, memory_order_acquire) & 1)) &&
 	    *faults == atomic_load_explicit(&f->restored, memory_order_acquire))
 		return true;
 	atomic_store_explicit(&g->f, NULL, memory_order_release);
@@ -160,10 +180,10 @@ static inline __attribute__((always_inline)) void fast_end(void)
 /* A read that ends before the size; -1 for the locked path (which also
  * learns whether another process changed a file read to its end). */
 static inline __attribute__((always_inline)) ssize_t read_fast(struct mmapfile *f, void *buf, size_t n, off_t off,
-                                                               bool register_mark)
+                                                               unsigned how)
 {
 	unsigned long faults;
-	if (!fast_begin(f, &faults, register_mark))
+	if (!fast_begin(f, &faults, how))
 		return -1;
 	off_t size = mmf_size(f);
 	const struct mmf_view *v = atomic_load_explicit(&f->view, memory_order_acquire);
@@ -178,7 +198,17 @@ static inline __attribute__((always_inline)) ssize_t read_fast(struct mmapfile *
 	return k;
 }
 
-static void raise_size(struct mmapfile *f, off_t end);
+static inline __attribute__((always_inline)) void raise_size(struct mmapfile *f, off_t end)
+{
+	off_t cur = mmf_size(f);
+	if (mmf_one_thread()) {
+		if (end > cur)
+			mmf_set_size(f, end);
+		return;
+	}
+	while (end > cur && !atomic_compare_exchange_weak(&f->size, &cur, end))
+		;
+}
 
 /* Appending through the mapping costs a page fault per new page; faulting
  * the next stretch of the reserve in with one madvise(MADV_POPULATE_WRITE)
@@ -209,10 +239,10 @@ static void populate_ahead(struct mmapfile *f, const struct mmf_view *v, off_t e
 /* A write inside what is mapped and allocated: 1 done, 0 for the locked
  * path, -1 when a fault met it and it must be written again. */
 static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, const void *buf, size_t n, off_t off,
-                                                           bool register_mark)
+                                                           unsigned how)
 {
 	unsigned long faults;
-	if (f->sync_mode || !fast_begin(f, &faults, register_mark))
+	if (f->sync_mode || !fast_begin(f, &faults, how))
 		return 0;
 	off_t limit = atomic_load_explicit(&f->limit, memory_order_acquire);
 	const struct mmf_view *v = atomic_load_explicit(&f->view, memory_order_acquire);
@@ -221,14 +251,18 @@ static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, 
 	if (v && off <= limit && (off_t)n <= limit - off && off + (off_t)n <= (off_t)v->len &&
 	    !(n >= MMF_PWRITE_MIN && off >= size)) {
 		off_t end = off + (off_t)n;
-		if (end > size && end > atomic_load_explicit(&f->populated, memory_order_relaxed))
+		if (end > size && end > atomic_load_explicit(&f->populated, memory_order_relaxed) &&
+		    !atomic_load_explicit(&f->no_populate, memory_order_relaxed)) {
+			if (!(how & FAST_MAY_CALL))
+				goto out;
 			populate_ahead(f, v, end, size, limit);
+		}
 		fast_copy(v->base + off, v->base + off, buf, n);
 		/* No load of the count may pass the copy's stores, if another
 		 * thread could have patched the pages they went to.  The size
 		 * covers the write even when it must be done again. */
 		if (end > size) {
-			if (mmf_one_thread())
+			if (how & FAST_ALONE)
 				mmf_set_size(f, end);
 			else
 				raise_size(f, end);
@@ -236,10 +270,11 @@ static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, 
 		/* Appends past the size at the last flush are dirty already. */
 		if (off < atomic_load_explicit(&f->dirty_base, memory_order_relaxed))
 			mmf_mark_dirty(f, off, off + (off_t)n);
-		if (!mmf_one_thread())
+		if (!(how & FAST_ALONE) && !mmf_one_thread())
 			atomic_thread_fence(memory_order_seq_cst);
 		rc = atomic_load_explicit(&f->faults, memory_order_seq_cst) == faults ? 1 : -1;
 	}
+out:
 	fast_end();
 	return rc;
 }
@@ -553,20 +588,8 @@ static __attribute__((noinline)) ssize_t readat_slow(struct mmapfile *f, void *b
 
 ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
-	ssize_t k = read_fast(f, buf, n, off, true);
+	ssize_t k = read_fast(f, buf, n, off, FAST_MAY_CALL);
 	return k >= 0 ? k : readat_slow(f, buf, n, off);
-}
-
-static void raise_size(struct mmapfile *f, off_t end)
-{
-	off_t cur = mmf_size(f);
-	if (mmf_one_thread()) {
-		if (end > cur)
-			mmf_set_size(f, end);
-		return;
-	}
-	while (end > cur && !atomic_compare_exchange_weak(&f->size, &cur, end))
-		;
 }
 
 static ssize_t pwrite_all(struct mmapfile *f, const char *buf, size_t n, off_t off)
@@ -708,17 +731,20 @@ ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bo
 {
 	/* Appends take the lock: where they land depends on the size.  The
 	 * lock-free path is never taken by O_SYNC / O_DSYNC handles. */
-	int fast = append ? 0 : write_fast(f, buf, n, *at, true);
+	int fast = append ? 0 : write_fast(f, buf, n, *at, FAST_MAY_CALL);
 	return fast > 0 ? (ssize_t)n : writeat_slow(f, buf, n, at, append, fast);
 }
 
-/* The public calls try the lock-free copy inline, with the arguments every
- * such copy has, so that the common case saves no register and calls
- * nothing; the rest, from the errno for bad arguments on, is out of line. */
+/* The public calls try the lock-free copy of a record (1 to 64 bytes)
+ * inline, so that the common case saves no register and calls nothing; the
+ * rest, from the errno for bad arguments to a copy by memcpy, is out of
+ * line. */
+#define MMF_RECORD_MAX ((size_t)64)
+
 static inline __attribute__((always_inline)) bool io_plain(const struct mmapfile *f, bool write, const void *buf,
                                                            size_t n)
 {
-	return f && buf && (ssize_t)n > 0 && (write ? f->writable : f->readable);
+	return f && buf && n - 1 < MMF_RECORD_MAX && (write ? f->writable : f->readable);
 }
 
 static __attribute__((noinline)) ssize_t readat_rest(struct mmapfile *f, void *buf, size_t n, off_t off)
@@ -733,7 +759,7 @@ static __attribute__((noinline)) ssize_t readat_rest(struct mmapfile *f, void *b
 ssize_t mmapfile_readat(mmapfile_t *f, void *buf, size_t n, off_t off)
 {
 	if (io_plain(f, false, buf, n) && off >= 0) {
-		ssize_t k = read_fast(f, buf, n, off, false);
+		ssize_t k = read_fast(f, buf, n, off, 0);
 		if (k >= 0)
 			return k;
 	}
@@ -752,7 +778,7 @@ static __attribute__((noinline)) ssize_t writeat_rest(struct mmapfile *f, const 
 			return fail_int(EINVAL);
 		if (n == 0)
 			return 0;
-		fast = write_fast(f, buf, n, off, true);
+		fast = write_fast(f, buf, n, off, FAST_MAY_CALL);
 		if (fast > 0)
 			return (ssize_t)n;
 	}
@@ -763,7 +789,7 @@ ssize_t mmapfile_writeat(mmapfile_t *f, const void *buf, size_t n, off_t off)
 {
 	int fast = 0;
 	if (io_plain(f, true, buf, n) && off >= 0 && !f->append) {
-		fast = write_fast(f, buf, n, off, false);
+		fast = write_fast(f, buf, n, off, 0);
 		if (fast > 0)
 			return (ssize_t)n;
 	}
@@ -792,7 +818,7 @@ static __attribute__((noinline)) ssize_t read_rest(struct mmapfile *f, void *buf
 ssize_t mmapfile_read(mmapfile_t *f, void *buf, size_t n)
 {
 	if (io_plain(f, false, buf, n) && mmf_one_thread()) {
-		ssize_t k = read_fast(f, buf, n, f->cursor, false);
+		ssize_t k = read_fast(f, buf, n, f->cursor, FAST_ALONE);
 		if (k >= 0) {
 			f->cursor += k;
 			return k;
@@ -815,7 +841,7 @@ static __attribute__((noinline)) ssize_t write_rest(struct mmapfile *f, const vo
 ssize_t mmapfile_write(mmapfile_t *f, const void *buf, size_t n)
 {
 	if (io_plain(f, true, buf, n) && mmf_one_thread() && !f->append &&
-	    write_fast(f, buf, n, f->cursor, false) > 0) {
+	    write_fast(f, buf, n, f->cursor, FAST_ALONE) > 0) {
 		f->cursor += (off_t)n;
 		return (ssize_t)n;
 	}

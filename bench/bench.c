@@ -51,7 +51,7 @@
 #define POOL_PAD MiB
 #define POOL_MASK ((uint64_t)POOL_MAIN - 1)
 
-#define MAXC 4         /* contenders per workload */
+#define MAXC 5         /* contenders per workload */
 #define URING_BATCH 32 /* reads per io_uring submission */
 #define SYNC_REPS 32   /* write + sync pairs per sync sample */
 
@@ -433,7 +433,8 @@ static int check_sum(const struct workload *w, uint64_t sum)
 	return 0;
 }
 
-/* -- sequential 64-byte records: mmapfile_read vs fread, fread_unlocked -- */
+/* -- sequential 64-byte records: mmapfile_read vs fread, fread_unlocked, and
+ * the limits (a raw mapping, a bare cursor call) ------------------------------ */
 
 static struct {
 	char *path;
@@ -470,6 +471,36 @@ static void limit_note(struct workload *w, int raw, int base, const char *name, 
 		         "libmmapfile reaches %.0f%% of the raw mapping's speed",
 		         name, name, (w->median[base] / w->units[base]) / (w->median[raw] / w->units[raw]), goal,
 		         100 * (w->median[raw] / w->units[raw]) / (w->median[0] / w->units[0]));
+}
+
+/* The least a read call with a cursor over a mapping does: refuse what is
+ * out of bounds, copy, advance.  No fault guard, no thread safety, no
+ * error numbers: the limit for a call, where the raw mapping is the limit
+ * for a loop that indexes the mapping itself. */
+struct bare_cursor {
+	const uint8_t *base;
+	size_t size, pos;
+};
+
+static __attribute__((noinline)) size_t bare_read(struct bare_cursor *c, void *buf, size_t n)
+{
+	if (c->pos >= c->size || n > c->size - c->pos)
+		return 0;
+	const uint8_t *s = c->base + c->pos;
+	uint8_t *d = buf;
+	if (n >= 32 && n <= 64) { /* two overlapping 32-byte moves, in registers */
+		typedef uint8_t v16 __attribute__((vector_size(16), aligned(1), may_alias));
+		v16 a0 = *(const v16 *)s, a1 = *(const v16 *)(s + 16);
+		v16 b0 = *(const v16 *)(s + n - 32), b1 = *(const v16 *)(s + n - 16);
+		*(v16 *)d = a0;
+		*(v16 *)(d + 16) = a1;
+		*(v16 *)(d + n - 32) = b0;
+		*(v16 *)(d + n - 16) = b1;
+	} else {
+		memcpy(d, s, n);
+	}
+	c->pos += n;
+	return n;
 }
 
 static void seq64_teardown(struct workload *w)
@@ -526,6 +557,21 @@ static int seq64_run(struct workload *w, int c, uint64_t *ns)
 			sum += rec_sum(buf, 64);
 		}
 		munmap((void *)p, s64.size);
+		close(fd);
+	} else if (c == 4) {
+		struct bare_cursor cur = {.size = s64.size};
+		int fd = map_whole(path, s64.size, &cur.base);
+		if (fd < 0)
+			return -1;
+		for (size_t i = 0; i < recs; i++) {
+			if (bare_read(&cur, buf, 64) != 64) {
+				munmap((void *)cur.base, s64.size);
+				close(fd);
+				return fail("bare cursor: short read at record %zu", i);
+			}
+			sum += rec_sum(buf, 64);
+		}
+		munmap((void *)cur.base, s64.size);
 		close(fd);
 	} else {
 		FILE *fp = fopen(path, "rb");
@@ -1295,12 +1341,16 @@ static void threads_teardown(struct workload *w)
  * stream locks while a process has one thread), which would change what the
  * stdio contenders measure. */
 static struct workload workloads[] = {
-	{.id = "seq64", .desc = "sequential 64-byte records", .ncont = 4,
-	 .cname = {"mmapfile_read", "fread", "fread_unlocked", "raw mapping"}, .unit = "op", .nratio = 3,
+	{.id = "seq64", .desc = "sequential 64-byte records", .ncont = 5,
+	 .cname = {"mmapfile_read", "fread", "fread_unlocked", "raw mapping", "bare cursor call"}, .unit = "op",
+	 .nratio = 4,
 	 .ratio = {SPEEDUP(1, 1, 4.0, "fread", "fread time / mmapfile_read time"),
 	           SPEEDUP(2, 2, 0, "fread_unlocked", "fread_unlocked time / mmapfile_read time"),
 	           SPEEDUP(3, 3, 0, "raw mapping",
-	                   "memcpy of each record from a raw mapping (the limit) time / mmapfile_read time")},
+	                   "memcpy of each record from a raw mapping (the limit) time / mmapfile_read time"),
+	           SPEEDUP(4, 4, 0, "bare cursor call",
+	                   "a bare read call with a cursor over a raw mapping (bounds, copy, advance; the "
+	                   "limit for a call) time / mmapfile_read time")},
 	 .setup = seq64_setup, .run = seq64_run, .teardown = seq64_teardown},
 	{.id = "seq1m", .desc = "sequential 1 MiB chunks", .ncont = 3,
 	 .cname = {"mmapfile_read", "read(2)", "raw mapping"}, .unit = "B", .nratio = 2,

@@ -1260,6 +1260,41 @@ static void random_ops(int flags, uint64_t seed, int nops)
 	free(w);
 }
 
+/* Every length a call copies inline (records of 1 to 64 bytes, each moved
+ * in pieces that overlap) and a little past it, at offsets of every
+ * alignment, ending inside the file, at its end and past it: the bytes, the
+ * sizes and the cursor against a plain descriptor, and nothing written
+ * outside the range (the twins' buffers carry canaries). */
+START_TEST(test_every_record_length_matches_fd)
+{
+	size_t size = 3000;
+	unsigned char *data = tu_random_bytes(size, 77);
+	unsigned char *w = tu_random_bytes(200, 78);
+	struct twin t;
+	twin_open(&t, data, size, O_RDWR);
+	for (size_t n = 1; n <= 70; n++) {
+		off_t end = (off_t)(size + n);
+		off_t offs[] = {0, 64, 1, 7, 33, (off_t)size - (off_t)n - 1, (off_t)size - (off_t)n, end - 2};
+		for (size_t k = 0; k < sizeof offs / sizeof offs[0]; k++) {
+			off_t off = offs[k] < 0 ? 0 : offs[k];
+			twin_readat(&t, n, off);
+			twin_seek(&t, off, SEEK_SET);
+			twin_read(&t, n);
+			twin_read(&t, n);
+			twin_writeat(&t, w + n, n, off + 1);
+			twin_seek(&t, off, SEEK_SET);
+			twin_write(&t, w + k, n);
+			twin_readat(&t, n + 1, off);
+		}
+		size = (size_t)tu_fd_size(t.fd);
+		twin_check(&t);
+	}
+	twin_close(&t);
+	free(data);
+	free(w);
+}
+END_TEST
+
 START_TEST(test_interleaved_rdwr_matches_fd)
 {
 	random_ops(O_RDWR, 1001, 400);
@@ -1349,6 +1384,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 
 	tc = tu_tcase("interleaved", 60);
+	tcase_add_test(tc, test_every_record_length_matches_fd);
 	tcase_add_test(tc, test_interleaved_rdwr_matches_fd);
 	tcase_add_test(tc, test_interleaved_append_matches_fd);
 	tcase_add_test(tc, test_interleaved_dsync_matches_fd);
