@@ -136,8 +136,17 @@ static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t 
  * public calls' inline copies leave a thread's first registration to the
  * out-of-line path (without FAST_MAY_CALL), so that they call nothing.
  * FAST_ALONE: the caller saw the process with one thread, so no cut is in
- * progress on another and no other thread needs the mark fenced. */
-enum { FAST_MAY_CALL = 1, FAST_ALONE = 2 };
+ * progress on another and no other thread needs the mark fenced.
+ * FAST_AHEAD: a cursor call, which is usually one of a sequence: the line
+ * MMF_AHEAD bytes on is asked for in advance. */
+enum { FAST_MAY_CALL = 1, FAST_ALONE = 2, FAST_AHEAD = 4 };
+
+/* Records read or written in sequence wait on memory less when the lines a
+ * few dozen records on are already coming.  Measured over a 64 MiB file of
+ * 64-byte records: reads against a bare cursor call, 256 bytes ahead gained
+ * nothing, 1 KiB 1 ns a record, 2 and 4 KiB 2 ns (faster than the bare
+ * call); appends 2 KiB ahead, 5-10 ns a record. */
+#define MMF_AHEAD 2048
 
 static inline __attribute__((always_inline)) bool fast_begin(struct mmapfile *f, unsigned long *faults,
                                                              unsigned how)
@@ -189,6 +198,8 @@ static inline __attribute__((always_inline)) ssize_t read_fast(struct mmapfile *
 	const struct mmf_view *v = atomic_load_explicit(&f->view, memory_order_acquire);
 	ssize_t k = -1;
 	if (v && off < size && (off_t)n < size - off && off + (off_t)n <= (off_t)v->len) {
+		if (how & FAST_AHEAD) /* never faults, whatever the address */
+			__builtin_prefetch((const void *)((uintptr_t)(v->base + off) + MMF_AHEAD));
 		fast_copy(v->base + off, buf, v->base + off, n);
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&f->faults, memory_order_relaxed) == faults)
@@ -257,6 +268,8 @@ static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, 
 				goto out;
 			populate_ahead(f, v, end, size, limit);
 		}
+		if (how & FAST_AHEAD) /* for writing; never faults */
+			__builtin_prefetch((const void *)((uintptr_t)(v->base + off) + MMF_AHEAD), 1);
 		fast_copy(v->base + off, v->base + off, buf, n);
 		/* No load of the count may pass the copy's stores, if another
 		 * thread could have patched the pages they went to.  The size
@@ -818,7 +831,7 @@ static __attribute__((noinline)) ssize_t read_rest(struct mmapfile *f, void *buf
 ssize_t mmapfile_read(mmapfile_t *f, void *buf, size_t n)
 {
 	if (io_plain(f, false, buf, n) && mmf_one_thread()) {
-		ssize_t k = read_fast(f, buf, n, f->cursor, FAST_ALONE);
+		ssize_t k = read_fast(f, buf, n, f->cursor, FAST_ALONE | FAST_AHEAD);
 		if (k >= 0) {
 			f->cursor += k;
 			return k;
@@ -841,7 +854,7 @@ static __attribute__((noinline)) ssize_t write_rest(struct mmapfile *f, const vo
 ssize_t mmapfile_write(mmapfile_t *f, const void *buf, size_t n)
 {
 	if (io_plain(f, true, buf, n) && mmf_one_thread() && !f->append &&
-	    write_fast(f, buf, n, f->cursor, FAST_ALONE) > 0) {
+	    write_fast(f, buf, n, f->cursor, FAST_ALONE | FAST_AHEAD) > 0) {
 		f->cursor += (off_t)n;
 		return (ssize_t)n;
 	}
