@@ -93,11 +93,13 @@ static void range_by_syscall(struct mmapfile *f, off_t lo, off_t hi)
 
 #ifdef MMF_HAVE_LIBURING
 /* Collect one completion the flushes are owed, submitting first what a
- * failed submission left queued.  The result of a request cancelled because
- * the writeback start linked before it failed (ECANCELED) is that failure's,
- * already noted.  A completion of a datasync whose wait failed (its tag is
- * not the flush's) is dropped.  -1 and errno when the kernel could not be
- * asked: what is owed stays owed. */
+ * failed submission left queued.  A request cancelled (ECANCELED) was not
+ * done: either the writeback start linked before it failed (that error is
+ * noted already), or the kernel gave the work up, as io_uring does when it
+ * cannot start a worker thread under a storm of signals.  The wait then
+ * makes the file durable by the system call.  A completion of a datasync
+ * whose wait failed (its tag is not the flush's) is dropped.  -1 and errno
+ * when the kernel could not be asked: what is owed stays owed. */
 static int reap_one(struct mmapfile *f)
 {
 	struct io_uring *ring = f->ring;
@@ -110,7 +112,9 @@ static int reap_one(struct mmapfile *f)
 	if (tag >= MMF_RING_TAG_SYNC)
 		return 0;
 	f->flush_owed--;
-	if (res < 0 && res != -ECANCELED)
+	if (res == -ECANCELED)
+		f->flush_fdatasync = true;
+	else if (res < 0)
 		note_err(f, -res);
 	return 0;
 }
@@ -183,6 +187,8 @@ int mmf_flush_durable(struct mmapfile *f)
 	if (ring && ring_free) {
 		f->flush_fdatasync = false;
 		rc = mmf_sys.ring_datasync(ring, f->fd);
+		if (rc != 0 && errno == ECANCELED) /* given up, not done (reap_one) */
+			rc = fsync_or_datasync(f);
 		if (rc != 0)
 			note_err(f, errno);
 		rc = report(f);

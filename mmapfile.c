@@ -136,7 +136,10 @@ static bool guarded_copy(struct mmapfile *f, void *dst, const void *src, size_t 
  * public calls' inline copies leave a thread's first registration to the
  * out-of-line path (without FAST_MAY_CALL), so that they call nothing.
  * FAST_ALONE: the caller saw the process with one thread, so no cut is in
- * progress on another and no other thread needs the mark fenced.
+ * progress on another and no other thread needs the mark fenced (a cut is
+ * begun and ended within one call; a child forked by a threaded process
+ * mid-cut is past what POSIX allows a child before exec, and glibc does not
+ * count it as single-threaded).
  * FAST_AHEAD: a cursor call, which is usually one of a sequence: the line
  * MMF_AHEAD bytes on is asked for in advance. */
 enum { FAST_MAY_CALL = 1, FAST_ALONE = 2, FAST_AHEAD = 4 };

@@ -825,6 +825,41 @@ START_TEST(test_reap_fails)
 	err_end(&c);
 }
 END_TEST
+
+/* The kernel gives a flush's fsync up (ECANCELED with nothing failed
+ * before it, as io_uring does when it cannot start a worker under a storm
+ * of signals): the wait makes the file durable by fdatasync(2) itself and
+ * succeeds. */
+START_TEST(test_cancelled_fsync_done_by_syscall)
+{
+	struct pair c;
+	err_begin(&c, 0);
+	reap_res_at2 = 2;
+	ck_assert_int_eq(mmapfile_flush_start(c.f), 0);
+	long datasyncs = calls[K_FDATASYNC];
+	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
+	ck_assert_int_eq(calls[K_REAP], 2);
+	ck_assert_int_eq(calls[K_FDATASYNC], datasyncs + 1);
+	ck_assert_int_eq(mmapfile_flush_wait(c.f), 0);
+	ck_assert_int_eq(calls[K_FDATASYNC], datasyncs + 1); /* owed once */
+	err_end(&c);
+}
+END_TEST
+
+/* The same for the ring's datasync of mmapfile_sync: given up, it is done
+ * by the system call, and the sync succeeds. */
+START_TEST(test_cancelled_sync_done_by_syscall)
+{
+	struct pair c;
+	err_begin(&c, 0);
+	fail_nth(K_RING_SYNC, calls[K_RING_SYNC] + 1, ECANCELED);
+	long datasyncs = calls[K_FDATASYNC];
+	ck_assert_int_eq(mmapfile_sync(c.f), 0);
+	ck_assert_int_eq(calls[K_RING_SYNC], 1);
+	ck_assert_int_eq(calls[K_FDATASYNC], datasyncs + 1);
+	err_end(&c);
+}
+END_TEST
 #endif
 
 /* ---- threads ---- */
@@ -1037,6 +1072,8 @@ int main(void)
 	if (have_ring) {
 		tcase_add_test(tc, test_submit_refused);
 		tcase_add_test(tc, test_reap_fails);
+		tcase_add_test(tc, test_cancelled_fsync_done_by_syscall);
+		tcase_add_test(tc, test_cancelled_sync_done_by_syscall);
 	}
 #endif
 	suite_add_tcase(s, tc);
