@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 #ifdef HAVE_SYS_SINGLE_THREADED_H
 #include <sys/single_threaded.h>
 #endif
@@ -47,6 +49,9 @@ struct mmf_syscalls {
 	int (*madvise)(void *addr, size_t len, int advice);
 	ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);
 	ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
+	ssize_t (*write)(int fd, const void *buf, size_t n); /* O_APPEND handles' appends */
+	int (*fstatfs)(int fd, struct statfs *sfs);
+	int (*mincore)(void *addr, size_t len, unsigned char *vec);
 };
 #define MMF_RING_TAG_SYNC 16
 extern MMF_HIDDEN struct mmf_syscalls mmf_sys;
@@ -112,7 +117,11 @@ struct mmapfile {
 	_Atomic bool no_populate; /* the kernel lacks MADV_POPULATE_WRITE */
 	int prot;
 	bool mapless;           /* the descriptor cannot be mapped: pread/pwrite */
+	bool kernel_append;     /* appends are write(2) on the O_APPEND descriptor */
+	pid_t owner;            /* the process that opened it: only it trims or reserves */
+	_Atomic int lost;       /* EIO: a write could not be kept; sync and close report it */
 	off_t file_len;         /* the file's length on disk: size + reserve */
+	unsigned space_short;   /* non-zero: a reserve was refused (ENOSPC); growths since */
 	_Atomic off_t limit;    /* writes below this need no growth */
 	_Atomic off_t size;     /* the logical size */
 	int sticky[MMF_STICKY_COUNT]; /* -1: none given; under map_lock */
@@ -205,6 +214,19 @@ static inline void mmf_cut_begin(struct mmapfile *f)
 	mmf_quiesce(f);
 }
 static inline void mmf_cut_end(struct mmapfile *f) { atomic_fetch_add(&f->cut_seq, 1); }
+
+/* Whether this is a child's copy of a handle, inherited through fork(2). */
+static inline bool mmf_inherited(const struct mmapfile *f)
+{
+	return getpid() != f->owner;
+}
+
+/* The loss of a write recorded on the handle (keep_after_cut), taken: its
+ * errno once, then 0. */
+static inline int mmf_take_lost(struct mmapfile *f)
+{
+	return atomic_load_explicit(&f->lost, memory_order_relaxed) ? atomic_exchange(&f->lost, 0) : 0;
+}
 
 /* Whether the mapping holds pages the fault guard patched. */
 static inline bool mmf_patched(struct mmapfile *f)

@@ -13,9 +13,18 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* The reserve (file length past the size) grows geometrically from 64 KiB
+ * and is never more than one 2 MiB step: that is all a killed program can
+ * leave behind and all another process can see (spec, point 8).  At 2 MiB
+ * an append of 64-byte records makes one fallocate(2) per 32,768 records. */
 #define MMF_RESERVE_MIN ((off_t)64 << 10)
-#define MMF_RESERVE_MAX ((off_t)1 << 30)
+#define MMF_RESERVE_MAX ((off_t)2 << 20)
 #define MMF_LOCKED_RESERVE_MAX ((off_t)1 << 20)
+/* Once a reserve was refused for want of space, growth asks for the page
+ * the write ends in (what write(2) would allocate), and tries a whole step
+ * again only every this many growths: a nearly full disk costs one
+ * fallocate(2) a page, not a failing call and its cleanup a record. */
+#define MMF_SHORT_RETRY 256
 
 void mmf_update_limit(struct mmapfile *f)
 {
@@ -88,6 +97,46 @@ void mmf_guarded_fill(struct mmapfile *f, const char *map_side, char *dst, const
 		memset(dst, 0, n);
 	atomic_signal_fence(memory_order_seq_cst);
 	atomic_store_explicit(&g->f, NULL, memory_order_release);
+}
+
+/* The end of the last non-zero byte of [from, to) in the mapping, or from
+ * when all are zeros; under the fault guard (a page another process cut
+ * reads as zeros).  Only pages in RAM are looked at: a page of the file
+ * that is in none was written by no one since it was allocated, and
+ * faulting it in would allocate it for nothing. */
+static off_t last_written(struct mmapfile *f, off_t from, off_t to)
+{
+	size_t pg = f->sys_page;
+	uintptr_t lo = ((uintptr_t)f->base + (size_t)from) & ~(uintptr_t)(pg - 1);
+	size_t pages = ((uintptr_t)f->base + (size_t)to - lo + pg - 1) / pg;
+	unsigned char *in = pages ? malloc(pages) : NULL;
+	/* Not known which are in RAM: every page is looked at. */
+	if (in && mmf_sys.mincore((void *)lo, pages * pg, in) != 0) {
+		free(in);
+		in = NULL;
+	}
+	const char *start = f->base + from, *p = f->base + to;
+	struct mmf_guard *g = &mmf_guard_self;
+	g->lo = (uintptr_t)start;
+	g->hi = (uintptr_t)p;
+	atomic_store_explicit(&g->f, f, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	while (p > start) {
+		size_t i = ((uintptr_t)p - 1 - lo) / pg;
+		const char *page = (const char *)(lo + i * pg);
+		const char *stop = page > start ? page : start;
+		if (!in || (in[i] & 1)) {
+			while (p > stop && !p[-1])
+				p--;
+			if (p > stop)
+				break;
+		}
+		p = stop;
+	}
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&g->f, NULL, memory_order_release);
+	free(in);
+	return from + (off_t)(p - start);
 }
 
 /* Map the handle's bytes [off, off + len) at addr, over what is there.  A
@@ -303,8 +352,10 @@ void mmf_unmap(struct mmapfile *f)
 
 /* Where the file should end when a write needs end: geometric, so that
  * appends cost amortised O(1) system calls. */
-static off_t reserve_target(const struct mmapfile *f, off_t end)
+static off_t reserve_target(struct mmapfile *f, off_t end)
 {
+	if (f->space_short && f->space_short++ % MMF_SHORT_RETRY)
+		return round_len(f, end);
 	off_t step = f->file_len;
 	if (step < MMF_RESERVE_MIN)
 		step = MMF_RESERVE_MIN;
@@ -316,10 +367,11 @@ static off_t reserve_target(const struct mmapfile *f, off_t end)
 	off_t target = f->file_len <= MMF_OFF_MAX - step ? f->file_len + step : end;
 	if (target < end)
 		target = end;
-	off_t mask = (off_t)f->page - 1;
-	if (target <= MMF_OFF_MAX - mask)
-		target = (target + mask) & ~mask;
-	return target;
+	target = round_len(f, target);
+	/* Never more than one step past what the write needs. */
+	if (end <= MMF_OFF_MAX - MMF_RESERVE_MAX && target > end + MMF_RESERVE_MAX)
+		target = (end + MMF_RESERVE_MAX) & ~((off_t)f->page - 1);
+	return target > end ? target : end;
 }
 
 /* Extend the file to target, allocating [start, target) so that a full disk
@@ -353,7 +405,10 @@ static int grow_to(struct mmapfile *f, off_t off, off_t end, bool reserve)
 {
 	off_t old_len = f->file_len;
 	if (end > old_len) {
-		off_t target = reserve && !f->sync_mode && !f->mapless ? reserve_target(f, end) : end;
+		/* A copy inherited through fork(2) never keeps a reserve: it
+		 * never trims one (mmf_trim). */
+		bool ahead = reserve && !f->sync_mode && !f->mapless && !mmf_inherited(f);
+		off_t target = ahead ? reserve_target(f, end) : end;
 		/* The reserve never takes the mapping out of the address space
 		 * reserved for it when the write itself fits there. */
 		if (f->base && target > end && end <= (off_t)f->reserved && target > (off_t)f->reserved)
@@ -371,8 +426,13 @@ static int grow_to(struct mmapfile *f, off_t off, off_t end, bool reserve)
 		}
 		int rc = extend_file(f, start, target);
 		off_t exact = f->hugetlb ? round_len(f, end) : end;
-		if (rc != 0 && target > exact && (errno == ENOSPC || errno == EFBIG))
+		if (rc != 0 && target > exact && (errno == ENOSPC || errno == EFBIG)) {
+			if (errno == ENOSPC && !f->space_short)
+				f->space_short = 1;
 			rc = extend_file(f, start, target = exact);
+		} else if (rc == 0 && target > round_len(f, end)) {
+			f->space_short = 0; /* a whole step again: space was freed */
+		}
 		if (rc != 0)
 			return -1;
 		f->file_len = target;
@@ -445,6 +505,42 @@ int mmf_cut(struct mmapfile *f, off_t len)
 	return 0;
 }
 
+/* Another process cut the file to disk, below the size.  Writes that came
+ * after the cut and stayed inside the page the file now ends in reached no
+ * file and raised no fault: the page is past the end.  A cut zeroes the
+ * rest of that page, so bytes other than zeros there came after it; they
+ * are written again with pwrite(2), which makes the file as long as a
+ * write(2) would have.  Writes past that page faulted and were done again
+ * already.  Returns the file's length after, or -1 (errno EIO) when the
+ * bytes could not be kept: the loss is then reported to the caller, and
+ * again at sync and close. */
+static off_t keep_after_cut(struct mmapfile *f, off_t disk)
+{
+	off_t page_end = round_len(f, disk);
+	off_t stop = mmf_size(f) < page_end ? mmf_size(f) : page_end;
+	if (stop > (off_t)f->map_len)
+		stop = (off_t)f->map_len;
+	if (f->mapless || !f->base || f->private_map || f->hugetlb || stop <= disk)
+		return disk;
+	off_t end = last_written(f, disk, stop);
+	if (end == disk)
+		return disk;
+	size_t n = (size_t)(end - disk);
+	char *copy = malloc(n);
+	ssize_t w = -1;
+	if (copy) {
+		mmf_guarded_fill(f, f->base + disk, copy, f->base + disk, n);
+		do
+			w = mmf_sys.pwrite(f->fd, copy, n, disk);
+		while (w < 0 && errno == EINTR);
+		free(copy);
+	}
+	if (w == (ssize_t)n)
+		return end;
+	atomic_store(&f->lost, EIO);
+	return -1;
+}
+
 /* Growth by another process: map what it added.  Shrinking by another
  * process: forget what it cut.  Our own reserve looks the same as the file's
  * length, so neither is mistaken for the other. */
@@ -452,13 +548,19 @@ static int apply_length(struct mmapfile *f, off_t disk)
 {
 	if (disk < f->file_len) {
 		mmf_cut_begin(f);
-		forget_past(f, disk);
-		f->file_len = disk;
-		if (mmf_size(f) > disk)
-			mmf_set_size(f, disk);
+		off_t kept = disk < mmf_size(f) ? keep_after_cut(f, disk) : disk;
+		bool lost = kept < 0;
+		if (lost)
+			kept = disk;
+		forget_past(f, kept);
+		f->file_len = kept;
+		if (mmf_size(f) > kept)
+			mmf_set_size(f, kept);
 		mmf_update_limit(f);
 		mmf_cut_end(f);
-		return 0;
+		if (lost)
+			errno = EIO;
+		return lost ? -1 : 0;
 	}
 	if (!f->mapless && page_round(f, disk) > f->map_len && mmf_map_to(f, disk) != 0)
 		return -1;
@@ -581,6 +683,8 @@ int mmf_trim(struct mmapfile *f)
 	struct stat st;
 	if (f->private_map)
 		return 0;
+	if (mmf_inherited(f))
+		return mmf_relearn(f); /* the reserve is the parent's to cut */
 	off_t end = f->hugetlb ? round_len(f, mmf_size(f)) : mmf_size(f);
 	if (f->file_len <= end)
 		return mmf_relearn(f); /* nothing to cut; learn what others did */
@@ -592,6 +696,15 @@ int mmf_trim(struct mmapfile *f)
 	 * them first, then cut at the size they leave. */
 	mmf_cut_begin(f);
 	off_t size = mmf_size(f);
+	/* Bytes another process wrote into the reserve (a child of fork
+	 * appending through its copy of the handle, a pwrite(2)) are not the
+	 * reserve's zeros: they stay, and the size covers them. */
+	off_t mapped_end = f->file_len < (off_t)f->map_len ? f->file_len : (off_t)f->map_len;
+	if (f->base && !f->mapless && !f->hugetlb && size < mapped_end) {
+		off_t used = last_written(f, size, mapped_end);
+		if (used > size)
+			mmf_set_size(f, size = used);
+	}
 	int rc = (f->hugetlb ? round_len(f, size) : size) < f->file_len ? mmf_cut(f, size) : 0;
 	mmf_cut_end(f);
 	return rc;
@@ -622,6 +735,10 @@ int mmf_recover(struct mmapfile *f)
 	int rc = restore_mapping(f);
 	if (rc == 0)
 		rc = mmf_relearn(f);
+	/* Locks and populate asked for before the length was learned stopped
+	 * at the first page the cut took: ask again for what remains. */
+	if (rc == 0 && !f->mapless)
+		mmf_keep_options(f);
 	mmf_unlock(f);
 	return rc;
 }

@@ -363,7 +363,7 @@ struct mmapfile *mmf_handle_new(const char *path, int flags)
 static int open_fd(struct mmapfile *f, const char *path, int flags, mode_t mode)
 {
 	int acc = flags & O_ACCMODE;
-	int sys_flags = (flags & ~(O_ACCMODE | O_APPEND)) | O_CLOEXEC | O_NONBLOCK;
+	int sys_flags = (flags & ~O_ACCMODE) | O_CLOEXEC | O_NONBLOCK;
 	int fd = mmf_sys.open(path, sys_flags | (acc == O_RDONLY ? O_RDONLY : O_RDWR), mode);
 	if (fd < 0 && errno == EACCES && acc == O_WRONLY) {
 		fd = mmf_sys.open(path, sys_flags | O_WRONLY, mode);
@@ -389,15 +389,39 @@ static int check_file(struct mmapfile *f, struct stat *st)
 	return 0;
 }
 
+/* File systems whose files report no size they hold to (procfs, sysfs and
+ * their kind): a mapping of such a file would read as empty, so the open
+ * fails with ENODEV, as for any other file that cannot be mapped. */
+static bool pseudo_fs(long type)
+{
+	switch (type) {
+	case PROC_SUPER_MAGIC:
+	case SYSFS_MAGIC:
+	case DEBUGFS_MAGIC:
+	case TRACEFS_MAGIC:
+	case SECURITYFS_MAGIC:
+	case CGROUP_SUPER_MAGIC:
+	case CGROUP2_SUPER_MAGIC:
+	case BPF_FS_MAGIC:
+	case 0x62656570: /* configfs */
+		return true;
+	}
+	return false;
+}
+
 /* On hugetlbfs the page is the huge page (st_blksize), and the file takes
- * no write(2): the handle writes through its mapping alone. */
+ * no write(2): the handle writes through its mapping alone.  Only an empty
+ * file (a pseudo file's size is 0) or one whose blocks are larger than a
+ * page (hugetlbfs) is asked about: the common case costs no statfs. */
 static int learn_fs(struct mmapfile *f, const struct stat *st)
 {
-	/* Only a file whose blocks are larger than a page can be there: the
-	 * common case costs no statfs. */
 	struct statfs sfs;
-	if (st->st_blksize <= (blksize_t)f->sys_page || fstatfs(f->fd, &sfs) != 0 ||
-	    sfs.f_type != HUGETLBFS_MAGIC)
+	bool big_blocks = st->st_blksize > (blksize_t)f->sys_page;
+	if ((!big_blocks && st->st_size != 0) || mmf_sys.fstatfs(f->fd, &sfs) != 0)
+		return 0;
+	if (st->st_size == 0 && pseudo_fs((long)sfs.f_type))
+		return fail_int(ENODEV);
+	if (!big_blocks || sfs.f_type != HUGETLBFS_MAGIC)
 		return 0;
 	if (f->mapless || st->st_blksize <= 0 || ((size_t)st->st_blksize & ((size_t)st->st_blksize - 1)))
 		return fail_int(EACCES);
@@ -413,10 +437,12 @@ int mmf_attach(struct mmapfile *f, const struct mmapfile_options *o)
 	if (check_file(f, &st) != 0 || learn_fs(f, &st) != 0)
 		return -1;
 	f->file_len = st.st_size;
+	f->owner = getpid();
 	mmf_set_size(f, st.st_size);
 	atomic_store(&f->dirty_base, st.st_size); /* nothing written yet */
 	if (o)
 		mmf_options_apply(f, o);
+	f->kernel_append = f->append && !f->private_map && !f->hugetlb;
 	/* A private handle's bytes past what it maps are its own, so it maps
 	 * at open; options ask for a mapping too. */
 	if (o && f->mapless) {
@@ -456,8 +482,13 @@ static mmapfile_t *open_handle(const char *path, int flags, mode_t mode,
 	struct mmapfile *f = mmf_handle_new(path, flags);
 	if (!f)
 		return fail(ENOMEM);
-	f->fd = open_fd(f, path, priv ? (flags & ~O_ACCMODE) | O_RDONLY : flags, mode);
-	if (f->fd < 0 || mmf_sys.fcntl_setfl(f->fd, flags & O_NOATIME) != 0 || mmf_attach(f, o) != 0) {
+	/* An O_APPEND handle appends with the kernel's atomic append, so its
+	 * descriptor keeps the flag (a private one writes nothing to the file). */
+	if (priv)
+		flags = (flags & ~(O_ACCMODE | O_APPEND)) | O_RDONLY;
+	f->fd = open_fd(f, path, flags, mode);
+	if (f->fd < 0 || mmf_sys.fcntl_setfl(f->fd, flags & (O_NOATIME | O_APPEND)) != 0 ||
+	    mmf_attach(f, o) != 0) {
 		mmf_handle_abort(f);
 		return NULL;
 	}
@@ -500,6 +531,9 @@ int mmapfile_close(mmapfile_t *f)
 		err = errno;
 	if (mmf_flush_close(f) != 0 && !err)
 		err = errno;
+	int lost = mmf_take_lost(f);
+	if (lost && (!err || err == EIO))
+		err = lost;
 	mmf_unmap(f);
 	mmf_flush_release(f);
 	if (mmf_sys.close(f->fd) != 0 && !err)
@@ -550,6 +584,16 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 		mmf_unlock(f);
 		if (mmf_refresh(f) != 0)
 			return -1;
+		mmf_rdlock(f);
+		size = mmf_size(f);
+	}
+	if (f->base && !f->mapless && off < size && (uint64_t)size > f->map_len) {
+		/* Growth the mapping does not cover yet (an O_APPEND handle's
+		 * appends, another process's): map it, or pread without. */
+		mmf_unlock(f);
+		mmf_wrlock(f);
+		mmf_map_to(f, f->file_len);
+		mmf_unlock(f);
 		mmf_rdlock(f);
 		size = mmf_size(f);
 	}
@@ -743,8 +787,49 @@ static __attribute__((noinline)) ssize_t writeat_slow(struct mmapfile *f, const 
 	return k;
 }
 
+/* An O_APPEND handle's append: write(2) on its O_APPEND descriptor, which
+ * lands whole at the file's end whatever other processes append beside it,
+ * and leaves no reserve for them to see.  The descriptor's offset then says
+ * where the bytes went.  The mapping is not grown for them: reads past it
+ * map further (readat_slow) or pread. */
+static ssize_t append_kernel(struct mmapfile *f, const char *buf, size_t n, off_t *at)
+{
+	size_t done = 0;
+	mmf_wrlock(f);
+	while (done < n) {
+		ssize_t w = mmf_sys.write(f->fd, buf + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+	int err = errno;
+	off_t end = done ? mmf_sys.lseek(f->fd, 0, SEEK_CUR) : -1;
+	if (end >= (off_t)done) {
+		*at = end - (off_t)done;
+		if (end > f->file_len)
+			f->file_len = end;
+		raise_size(f, end);
+		mmf_update_limit(f);
+		mmf_mark_dirty(f, *at, end);
+	} else if (done) {
+		err = errno; /* written, but where is unknown: learn the length */
+		mmf_relearn(f);
+		*at = mmf_size(f) - (off_t)done;
+	}
+	mmf_unlock(f);
+	if (!done) {
+		errno = err;
+		return -1;
+	}
+	return (ssize_t)done;
+}
+
 ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append)
 {
+	if (append && f->kernel_append)
+		return append_kernel(f, buf, n, at);
 	/* Appends take the lock: where they land depends on the size.  The
 	 * lock-free path is never taken by O_SYNC / O_DSYNC handles. */
 	int fast = append ? 0 : write_fast(f, buf, n, *at, FAST_MAY_CALL);

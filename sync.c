@@ -34,8 +34,11 @@ int mmapfile_sync(mmapfile_t *f)
 	}
 	if (f->private_map)
 		return 0; /* nothing of it is the file's */
-	if (f->writable && mmf_trim_locked(f) != 0)
-		return -1;
+	int lost = 0;
+	if (f->writable && mmf_trim_locked(f) != 0) {
+		if (errno != EIO || !(lost = mmf_take_lost(f)))
+			return -1;
+	}
 	/* Only what was written since the last flush is msync'd; the
 	 * fdatasync after it covers the file whole. */
 	off_t lo, hi;
@@ -45,5 +48,13 @@ int mmapfile_sync(mmapfile_t *f)
 		errno = err;
 		return -1;
 	}
-	return mmf_flush_durable(f);
+	if (mmf_flush_durable(f) != 0)
+		return -1;
+	/* A write that could not be kept (another process's cut) is reported
+	 * once the rest is durable. */
+	if (lost || (lost = mmf_take_lost(f))) {
+		errno = lost;
+		return -1;
+	}
+	return 0;
 }

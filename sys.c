@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #ifdef MMF_HAVE_LIBURING
@@ -215,4 +216,7 @@ struct mmf_syscalls mmf_sys = {
 	.madvise = madvise,
 	.pread = pread,
 	.pwrite = pwrite,
+	.write = write,
+	.fstatfs = fstatfs,
+	.mincore = mincore,
 };

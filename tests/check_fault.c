@@ -29,14 +29,15 @@
 enum sys_kind {
 	S_OPEN, S_CLOSE, S_FSTAT, S_FCNTL, S_LSEEK, S_FTRUNCATE, S_FALLOCATE,
 	S_MMAP, S_MREMAP, S_MUNMAP, S_MSYNC, S_FSYNC, S_FDATASYNC, S_RING,
-	S_MADVISE, S_PREAD, S_PWRITE, S_SFR, S_RING_NEW, S_SUBMIT, S_REAP, S_COUNT
+	S_MADVISE, S_PREAD, S_PWRITE, S_SFR, S_RING_NEW, S_SUBMIT, S_REAP, S_WRITE, S_FSTATFS,
+	S_MINCORE, S_COUNT
 };
 
 static const char *const kind_name[S_COUNT] = {
 	"open", "close", "fstat", "fcntl", "lseek", "ftruncate", "fallocate",
 	"mmap", "mremap", "munmap", "msync", "fsync", "fdatasync", "io_uring fsync",
 	"madvise", "pread", "pwrite", "sync_file_range", "io_uring setup", "io_uring submit",
-	"io_uring completion",
+	"io_uring completion", "write", "fstatfs", "mincore",
 };
 
 /* The failures tried: each call with the errors the kernel gives it. */
@@ -50,7 +51,8 @@ static const struct fault {
 	{ S_MREMAP, ENOMEM }, { S_MUNMAP, ENOMEM }, { S_MSYNC, EIO }, { S_FSYNC, EIO },
 	{ S_FDATASYNC, EIO }, { S_RING, EIO }, { S_MADVISE, EAGAIN }, { S_PREAD, EIO },
 	{ S_PWRITE, ENOSPC }, { S_PWRITE, EIO }, { S_SFR, EIO }, { S_RING_NEW, ENOMEM },
-	{ S_SUBMIT, EAGAIN }, { S_REAP, EIO },
+	{ S_SUBMIT, EAGAIN }, { S_REAP, EIO }, { S_WRITE, ENOSPC }, { S_WRITE, EIO },
+	{ S_FSTATFS, EIO }, { S_MINCORE, ENOMEM },
 };
 #define NFAULTS (sizeof faults / sizeof faults[0])
 
@@ -140,6 +142,12 @@ static ssize_t w_pwrite(int fd, const void *b, size_t n, off_t o)
 {
 	return hit(S_PWRITE) ? -1 : real.pwrite(fd, b, n, o);
 }
+static ssize_t w_write(int fd, const void *b, size_t n)
+{
+	return hit(S_WRITE) ? -1 : real.write(fd, b, n);
+}
+static int w_mincore(void *a, size_t l, unsigned char *v) { return hit(S_MINCORE) ? -1 : real.mincore(a, l, v); }
+static int w_fstatfs(int fd, struct statfs *sfs) { return hit(S_FSTATFS) ? -1 : real.fstatfs(fd, sfs); }
 static int w_sfr(int fd, off_t o, off_t l, unsigned int fl)
 {
 	return hit(S_SFR) ? -1 : real.sync_file_range(fd, o, l, fl);
@@ -165,7 +173,8 @@ static void injector_install(void)
 		.fsync = w_fsync, .fdatasync = w_fdatasync, .ring_datasync = w_ring,
 		.madvise = w_madvise, .pread = w_pread, .pwrite = w_pwrite,
 		.sync_file_range = w_sfr, .ring_new = w_ring_new, .ring_submit = w_submit,
-		.ring_reap = w_reap,
+		.ring_reap = w_reap, .write = w_write, .fstatfs = w_fstatfs,
+		.mincore = w_mincore,
 	};
 }
 

@@ -187,8 +187,10 @@ static size_t twin_fill(int fd, const unsigned char *data, size_t from, size_t c
 }
 
 /* mmapfile_write data from *total in chunks until a call fails: every call
- * writes all of its chunk or fails with -1.  Returns that errno. */
-static int fill_chunks(mmapfile_t *f, const unsigned char *data, size_t *total, size_t chunk)
+ * writes all of its chunk or fails with -1 (an O_APPEND handle's appends are
+ * write(2) on its descriptor, so there, as for write(2), the last may be
+ * short, and the next fails).  Returns that errno. */
+static int fill_chunks(mmapfile_t *f, const unsigned char *data, size_t *total, size_t chunk, bool append)
 {
 	for (;;) {
 		ssize_t r = mmapfile_write(f, data + *total, chunk);
@@ -199,6 +201,11 @@ static int fill_chunks(mmapfile_t *f, const unsigned char *data, size_t *total, 
 		}
 		if (r > 0)
 			n_short++;
+		if (r > 0 && append) {
+			*total += (size_t)r;
+			r = mmapfile_write(f, data + *total, chunk);
+			err = errno;
+		}
 		ck_assert_msg(r == -1, "mmapfile_write of %zu at %zu: short count %zd", chunk, *total, r);
 		return err;
 	}
@@ -265,10 +272,11 @@ START_TEST(test_write_fill)
 	mmapfile_t *f = mmapfile_open(in(d, "f"), O_RDWR | O_CREAT | O_TRUNC | c->flags, 0644);
 	ck_assert_ptr_nonnull(f);
 	size_t total = 0;
-	expect_enospc(-1, fill_chunks(f, data, &total, c->chunk), "mmapfile_write");
+	bool append = (c->flags & O_APPEND) != 0;
+	expect_enospc(-1, fill_chunks(f, data, &total, c->chunk, append), "mmapfile_write");
 	/* Every chunk that had room was written: the library's reserve does
 	 * not make it give up early. */
-	ck_assert_uint_eq(total, full1 / c->chunk * c->chunk);
+	ck_assert_uint_eq(total, append ? full1 : full1 / c->chunk * c->chunk);
 	after_enospc(f, data, total, c->chunk);
 
 	/* What room is left takes one write of exactly that size; then not a
@@ -284,8 +292,8 @@ START_TEST(test_write_fill)
 
 	/* Room again: the same handle goes on writing. */
 	ck_assert_int_eq(unlink(in(d, "filler")), 0);
-	expect_enospc(-1, fill_chunks(f, data, &total, c->chunk), "mmapfile_write after freeing");
-	ck_assert_uint_eq(total, full1 + (full2 - full1) / c->chunk * c->chunk);
+	expect_enospc(-1, fill_chunks(f, data, &total, c->chunk, append), "mmapfile_write after freeing");
+	ck_assert_uint_eq(total, append ? full2 : full1 + (full2 - full1) / c->chunk * c->chunk);
 	after_enospc(f, data, total, c->chunk);
 
 	ck_assert_int_eq(mmapfile_close(f), 0);
@@ -678,7 +686,7 @@ START_TEST(test_full_by_other)
 	/* In 333-byte writes: all that fit in the reserve succeed. */
 	const size_t chunk = 333;
 	size_t start = total;
-	expect_enospc(-1, fill_chunks(f, data, &total, chunk), "mmapfile_write past the reserve");
+	expect_enospc(-1, fill_chunks(f, data, &total, chunk, false), "mmapfile_write past the reserve");
 	ck_assert_uint_eq(total, start + ((size_t)reserved - start) / chunk * chunk);
 	after_enospc(f, data, total, chunk);
 	/* The rest of the reserve takes one write. */
@@ -697,7 +705,7 @@ START_TEST(test_full_by_other)
 	f = mmapfile_open(in(d, "g"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	ck_assert_ptr_nonnull(f);
 	total = 0;
-	expect_enospc(-1, fill_chunks(f, data, &total, 1000), "mmapfile_write");
+	expect_enospc(-1, fill_chunks(f, data, &total, 1000, false), "mmapfile_write");
 	ck_assert_int_eq(mmapfile_close(f), 0);
 	check_file(in(d, "g"), data, total);
 	figures("full_by_other", 0, 0, n_enospc);
