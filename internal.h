@@ -117,6 +117,7 @@ struct mmapfile {
 	_Atomic bool no_populate; /* the kernel lacks MADV_POPULATE_WRITE */
 	int prot;
 	bool mapless;           /* the descriptor cannot be mapped: pread/pwrite */
+	bool no_memory;         /* mapless for want of address space or map count */
 	bool kernel_append;     /* appends are write(2) on the O_APPEND descriptor */
 	pid_t owner;            /* the process that opened it: only it trims or reserves */
 	_Atomic int lost;       /* EIO: a write could not be kept; sync and close report it */
@@ -293,6 +294,9 @@ MMF_HIDDEN int mmf_trim(struct mmapfile *f);
 /* mmf_trim, taking map_lock itself (sync, flush). */
 MMF_HIDDEN int mmf_trim_locked(struct mmapfile *f);
 MMF_HIDDEN void mmf_unmap(struct mmapfile *f);
+/* After a mapping failed with err: go on without one (true) where that can
+ * be done (map_lock exclusive). */
+MMF_HIDDEN bool mmf_go_mapless(struct mmapfile *f, int err);
 MMF_HIDDEN void mmf_update_limit(struct mmapfile *f);
 /* Learn growth or shrinking by others; takes map_lock itself. */
 MMF_HIDDEN int mmf_refresh(struct mmapfile *f);

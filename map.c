@@ -304,6 +304,22 @@ static int move_region(struct mmapfile *f, size_t want)
 	return 0;
 }
 
+/* No address space or mapping left for the file (RLIMIT_AS, the map count,
+ * ENOMEM): the handle goes on with pread(2)/pwrite(2), which need none,
+ * when nothing it was asked for needs the mapping.  Earlier regions stay
+ * until close, for copies still in them. */
+bool mmf_go_mapless(struct mmapfile *f, int err)
+{
+	if (f->mapless || (err != ENOMEM && err != EAGAIN) || mmf_map_only(f) || f->lock_all ||
+	    f->populate || f->max_size)
+		return f->mapless;
+	f->mapless = f->no_memory = true;
+	retire_region(f);
+	publish_view(f);
+	mmf_update_limit(f);
+	return true;
+}
+
 /* Map the file's first round_up(len) bytes.  A mapping never shrinks or
  * moves away: copies without the lock may be inside it.  Pages past the
  * file's end fault, and the guard answers for them. */
@@ -437,8 +453,10 @@ static int grow_to(struct mmapfile *f, off_t off, off_t end, bool reserve)
 			return -1;
 		f->file_len = target;
 	}
-	if (!f->mapless && (((size_t)f->file_len > f->map_len && mmf_map_to(f, f->file_len) != 0) ||
-	                    mmf_keep_options(f) != 0)) {
+	bool unmapped = !f->mapless && (size_t)f->file_len > f->map_len && mmf_map_to(f, f->file_len) != 0;
+	if (unmapped && mmf_go_mapless(f, errno))
+		unmapped = false;
+	if (unmapped || (!f->mapless && mmf_keep_options(f) != 0)) {
 		int err = errno;
 		if (f->file_len != old_len && (f->private_map || mmf_sys.ftruncate(f->fd, old_len) == 0))
 			f->file_len = old_len;

@@ -449,7 +449,8 @@ int mmf_attach(struct mmapfile *f, const struct mmapfile_options *o)
 		errno = EACCES; /* options about a mapping, and the file cannot be mapped */
 		return -1;
 	}
-	if ((f->file_len >= MMF_MAP_AT_OPEN || o) && mmf_map_to(f, f->file_len) != 0)
+	if ((f->file_len >= MMF_MAP_AT_OPEN || o) && mmf_map_to(f, f->file_len) != 0 &&
+	    (o || !mmf_go_mapless(f, errno)))
 		return -1;
 	/* A maximum is reserved at open, also for an empty file. */
 	if (o && o->max_size && !f->base && mmf_reserve(f) != 0)

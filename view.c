@@ -28,15 +28,17 @@ void *mmapfile_view(mmapfile_t *f, off_t off, size_t len)
 	off_t end = off + (off_t)len;
 	int err = 0;
 	if (f->mapless)
-		err = EACCES; /* the file cannot be mapped: not open for reading */
+		err = f->no_memory ? ENOMEM : EACCES; /* no address space left; not open for reading */
 	else if (end > mmf_size(f) && mmf_relearn(f) != 0) /* grown by another process? */
 		err = errno;
 	else if (end > mmf_size(f))
 		err = ENXIO;
 	else if (!f->base && mmf_map_to(f, f->file_len) != 0)
 		err = errno;
+	else if ((size_t)end > f->map_len && mmf_map_to(f, f->file_len) != 0)
+		err = errno; /* growth not mapped yet (an O_APPEND handle's) */
 	else if ((size_t)end > f->map_len)
-		err = ENXIO; /* never, while the mapping covers the size */
+		err = ENXIO;
 	if (!err) {
 		*h = (struct mmf_held){ .ptr = f->base + off, .off = off, .end = end, .next = f->held };
 		f->held = h;
