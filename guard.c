@@ -54,7 +54,6 @@ extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *o
  * take program_lock with SIGBUS blocked. */
 static struct sigaction program[2];
 static _Atomic int program_slot;
-static atomic_flag program_lock = ATOMIC_FLAG_INIT;
 static _Atomic bool guarding; /* the guard's handler is the kernel's */
 
 static void program_get(struct sigaction *out)
@@ -104,6 +103,8 @@ static void pass_on(int sig, siginfo_t *si, void *ctx)
 }
 
 #ifdef MMF_INTERPOSE_SIGNAL
+static atomic_flag program_lock = ATOMIC_FLAG_INIT;
+
 MMAPFILE_API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (sig != SIGBUS || !atomic_load_explicit(&guarding, memory_order_acquire))
