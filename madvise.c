@@ -151,7 +151,9 @@ static int advise_range(struct mmapfile *f, off_t off, size_t len, int advice)
 	off_t end = len ? off + (off_t)len : mmf_size(f);
 	end = end > extent - page_mask ? extent : (end + page_mask) & ~page_mask;
 	int rc;
-	if (start >= extent && (off > 0 || len > 0)) {
+	if (f->no_memory) {
+		rc = advise_nothing(advice); /* no mapping to give it to, for want of memory */
+	} else if (start >= extent && (off > 0 || len > 0)) {
 		errno = ENOMEM; /* what the kernel says of an unmapped range */
 		rc = -1;
 	} else if (end <= start) {
