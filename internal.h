@@ -97,6 +97,7 @@ struct mmf_region {
  * Order: pos_lock, then map_lock. */
 struct mmapfile {
 	int fd;
+	int fd_flags;           /* F_SETFL flags the descriptor should have; -1 for memfds */
 	bool readable, writable, append;
 	int sync_mode;          /* 0, O_DSYNC or O_SYNC */
 	char *name;

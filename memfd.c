@@ -37,6 +37,7 @@ mmapfile_t *mmapfile_memfd(const char *name, off_t size, unsigned int flags,
 	if (flags & MMAPFILE_MEMFD_HUGETLB)
 		mfd |= MFD_HUGETLB;
 	f->fd = memfd_create(name, mfd);
+	f->fd_flags = -1; /* as memfd_create made it */
 	f->sealable = (flags & MMAPFILE_MEMFD_SEALABLE) != 0;
 	if (f->fd < 0 || mmf_attach(f, opts ? &o : NULL) != 0) {
 		mmf_handle_abort(f);

@@ -437,7 +437,8 @@ int mmf_attach(struct mmapfile *f, const struct mmapfile_options *o)
 	if (check_file(f, &st) != 0 || learn_fs(f, &st) != 0)
 		return -1;
 	f->file_len = st.st_size;
-	f->owner = getpid();
+	if (f->writable) /* only a handle that writes trims or reserves */
+		f->owner = getpid();
 	mmf_set_size(f, st.st_size);
 	atomic_store(&f->dirty_base, st.st_size); /* nothing written yet */
 	if (o)
@@ -488,8 +489,11 @@ static mmapfile_t *open_handle(const char *path, int flags, mode_t mode,
 	if (priv)
 		flags = (flags & ~(O_ACCMODE | O_APPEND)) | O_RDONLY;
 	f->fd = open_fd(f, path, flags, mode);
-	if (f->fd < 0 || mmf_sys.fcntl_setfl(f->fd, flags & (O_NOATIME | O_APPEND)) != 0 ||
-	    mmf_attach(f, o) != 0) {
+	/* O_NONBLOCK, which kept a FIFO from blocking the open, does nothing
+	 * to a regular file's I/O: it is cleared when the program asks for the
+	 * descriptor (mmapfile_fd), not with a system call at every open. */
+	f->fd_flags = flags & (O_NOATIME | O_APPEND);
+	if (f->fd < 0 || mmf_attach(f, o) != 0) {
 		mmf_handle_abort(f);
 		return NULL;
 	}
@@ -579,9 +583,9 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 {
 	mmf_rdlock(f);
 	off_t size = mmf_size(f);
-	if ((off_t)n >= size - off) {
-		/* Reaching the end: ask the file whether another process grew or
-		 * shrank it. */
+	if ((off_t)n > size - off) {
+		/* Asking past the end: ask the file whether another process grew
+		 * or shrank it (a read of exactly what is left needs no more). */
 		mmf_unlock(f);
 		if (mmf_refresh(f) != 0)
 			return -1;
@@ -980,5 +984,11 @@ int mmapfile_fd(const mmapfile_t *f)
 {
 	if (!f)
 		return fail_int(EINVAL);
+	/* The descriptor as open(2) with the handle's flags would give it
+	 * (the library's O_NONBLOCK cleared; see open_handle). */
+	int err = errno;
+	if (f->fd_flags >= 0)
+		mmf_sys.fcntl_setfl(f->fd, f->fd_flags);
+	errno = err;
 	return f->fd;
 }
