@@ -111,14 +111,23 @@ static int loop_attach(const char *img, char *dev, size_t len)
 		memset(&cfg, 0, sizeof cfg);
 		cfg.fd = (unsigned)bfd;
 		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
-		if (ioctl(lfd, LOOP_CONFIGURE, &cfg) == 0) {
+		int rc = ioctl(lfd, LOOP_CONFIGURE, &cfg), err = errno;
+		if (rc != 0 && (err == EINVAL || err == ENOTTY)) {
+			/* Before Linux 5.8: the two steps. */
+			rc = ioctl(lfd, LOOP_SET_FD, bfd);
+			err = errno;
+			if (rc == 0) {
+				ck_assert_msg(ioctl(lfd, LOOP_SET_STATUS64, &cfg.info) == 0,
+				              "LOOP_SET_STATUS64 %s: %s", dev, strerror(errno));
+			}
+		}
+		if (rc == 0) {
 			close(bfd);
 			close(ctl);
 			return lfd;
 		}
-		int err = errno;
 		close(lfd);
-		ck_assert_msg(err == EBUSY, "LOOP_CONFIGURE %s: %s", dev, strerror(err));
+		ck_assert_msg(err == EBUSY, "attaching %s: %s", dev, strerror(err));
 		/* Taken by someone else between GET_FREE and CONFIGURE: again. */
 	}
 }
