@@ -31,6 +31,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KiB ((off_t)1024)
@@ -725,6 +726,112 @@ START_TEST(test_full_by_other)
 }
 END_TEST
 
+/* ---- the file system under test, filled to the last block ---- */
+
+/* With MMAPFILE_FULLDISK_DIR naming a directory on a small file system
+ * (tests/fsmatrix.sh makes one of each type: ext4, xfs, btrfs, tmpfs,
+ * overlay), 64-byte appends through mmapfile_write until that file system
+ * is full: the last call fails with -1 and ENOSPC (never a signal: btrfs
+ * copies on write, so even a page written before needs new space at
+ * writeback), every append before it is intact through the handle and
+ * through read(2), and close succeeds (the file is then exactly what was
+ * written) or says why (ENOSPC or EIO, the bytes before still there).
+ * Without the variable the test says SKIPPED and passes.
+ * _i: 0 plain appends, 1 O_APPEND. */
+#define FILL_DEADLINE 20 /* seconds; the test case's timeout is 30 */
+
+START_TEST(test_fill_dir)
+{
+	const char *dir = getenv("MMAPFILE_FULLDISK_DIR");
+	if (!dir || !*dir) {
+		if (_i == 0)
+			printf("SKIPPED: fill_dir: MMAPFILE_FULLDISK_DIR is not set (tests/fsmatrix.sh sets it)\n");
+		return;
+	}
+	struct statvfs sv;
+	ck_assert_msg(statvfs(dir, &sv) == 0, "MMAPFILE_FULLDISK_DIR=%s: %s", dir, strerror(errno));
+	off_t fs_size = (off_t)sv.f_blocks * (off_t)sv.f_frsize;
+	ck_assert_msg(fs_size <= 1024 * MiB,
+	              "MMAPFILE_FULLDISK_DIR=%s is a file system of %lld MiB: this test fills it, "
+	              "give it a small one (at most 1 GiB)",
+	              dir, (long long)(fs_size / MiB));
+	const size_t chunk = 64;
+	size_t room = (size_t)fs_size + 2 * chunk;
+	unsigned char *data = malloc(room);
+	ck_assert_ptr_nonnull(data);
+	tu_fill_pattern(data, 0, room);
+
+	/* A file a test that timed out left would keep the disk full. */
+	char path[4352];
+	for (int k = 0; k < 2; k++) {
+		snprintf(path, sizeof path, "%s/check_fulldisk-fill-%d", dir, k);
+		unlink(path);
+	}
+	snprintf(path, sizeof path, "%s/check_fulldisk-fill-%d", dir, _i);
+	mmapfile_t *f = mmapfile_open(path, O_RDWR | O_CREAT | O_TRUNC | (_i ? O_APPEND : 0), 0644);
+	ck_assert_msg(f != NULL, "mmapfile_open %s: %s", path, strerror(errno));
+	/* Until ENOSPC; a fill still going after FILL_DEADLINE s (write(2)
+	 * fills these in a few) stops, checks what it wrote, and fails: more
+	 * telling than the test's timeout. */
+	size_t total = 0;
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int err = 0;
+	for (unsigned long k = 1;; k++) {
+		ssize_t r = mmapfile_write(f, data + total, chunk);
+		if (r == (ssize_t)chunk) {
+			total += chunk;
+			ck_assert_uint_le(total + chunk, room);
+			if (k % 256)
+				continue;
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec - t0.tv_sec < FILL_DEADLINE)
+				continue;
+			check_handle(f, data, total);
+			ck_assert_int_eq(mmapfile_close(f), 0);
+			check_file(path, data, total);
+			unlink(path);
+			ck_abort_msg("64-byte appends: the disk not full after %d s, %zu of %lld bytes written "
+			             "(those intact): the fill near a full disk is too slow",
+			             FILL_DEADLINE, total, (long long)fs_size);
+		}
+		err = errno;
+		ck_assert_msg(r == -1, "mmapfile_write of %zu at %zu: short count %zd", chunk, total, r);
+		break;
+	}
+	expect_enospc(-1, err, "a 64-byte mmapfile_write");
+	ck_assert_uint_gt(total, 0);
+	printf("fill_dir%s: ENOSPC after %zu bytes, %lld bytes free by statvfs\n",
+	       _i ? " (O_APPEND)" : "", total, (long long)free_bytes(dir));
+	after_enospc(f, data, total, chunk);
+	sync_full(f);
+	check_handle(f, data, total);
+
+	errno = 0;
+	int rc = mmapfile_close(f);
+	err = errno;
+	if (rc == 0) {
+		check_file(path, data, total);
+	} else {
+		ck_assert_msg(err == ENOSPC || err == EIO, "close on a full disk: %s", strerror(err));
+		printf("fill_dir: close on the full disk reported %s\n", strerror(err));
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_ge(tu_fd_size(fd), (off_t)total);
+		unsigned char *buf = malloc(total);
+		ck_assert_ptr_nonnull(buf);
+		tu_pread_all(fd, buf, total, 0);
+		size_t i = tu_first_diff(buf, data, total);
+		ck_assert_msg(i == total, "after a failed close: byte %zu of %zu differs", i, total);
+		close(fd);
+		free(buf);
+	}
+	ck_assert_int_eq(unlink(path), 0);
+	figures("fill_dir", total / chunk, 0, n_enospc);
+	free(data);
+}
+END_TEST
+
 /* ---- main: a private mount namespace, or skip ---- */
 
 static int skip(const char *why, int err)
@@ -766,6 +873,9 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tc = tu_tcase("holes", 60);
 	tcase_add_loop_test(tc, test_hole_fill, 0, 2);
+	suite_add_tcase(s, tc);
+	tc = tu_tcase("the file system under test", 30);
+	tcase_add_loop_test(tc, test_fill_dir, 0, 2);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
