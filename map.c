@@ -159,6 +159,44 @@ static int map_fixed(struct mmapfile *f, char *addr, size_t off, size_t len, siz
 	return 0;
 }
 
+/* The regions of every handle.  Each is up to two of the process's
+ * mappings (the file's and the address space reserved after it), and the
+ * kernel allows vm.max_map_count mappings in all (65530 by default), which
+ * the program needs too (malloc among them): past 1,024 regions, the
+ * library takes no more than a quarter of that in regions (half the maps),
+ * and further handles go on without a mapping (mmf_go_mapless). */
+#define MMF_REGIONS_FREE 1024
+static _Atomic long regions_live;
+
+static long region_budget(void)
+{
+	static _Atomic long budget; /* 0: not read yet */
+	long b = atomic_load_explicit(&budget, memory_order_relaxed);
+	if (b)
+		return b;
+	long max = 65530;
+	char text[32];
+	int fd = mmf_sys.open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		ssize_t n = mmf_sys.pread(fd, text, sizeof text - 1, 0);
+		if (n > 0) {
+			text[n] = 0;
+			long v = strtol(text, NULL, 10);
+			if (v > 0)
+				max = v;
+		}
+		mmf_sys.close(fd);
+	}
+	b = max / 4 > MMF_REGIONS_FREE ? max / 4 : MMF_REGIONS_FREE;
+	atomic_store_explicit(&budget, b, memory_order_relaxed);
+	return b;
+}
+
+static void region_gone(void)
+{
+	atomic_fetch_sub_explicit(&regions_live, 1, memory_order_relaxed);
+}
+
 /* Address space for resv bytes, aligned to the handle's page (a huge page
  * on hugetlbfs); NULL when there is none. */
 static char *reserve_space(struct mmapfile *f, size_t resv)
@@ -166,10 +204,16 @@ static char *reserve_space(struct mmapfile *f, size_t resv)
 	size_t extra = f->page > f->sys_page ? f->page : 0;
 	if (resv > SIZE_MAX - extra)
 		return NULL;
+	long live = atomic_load_explicit(&regions_live, memory_order_relaxed);
+	if (live >= MMF_REGIONS_FREE && live >= region_budget()) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	char *r = mmf_sys.mmap(NULL, resv + extra, PROT_NONE,
 	                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (r == MAP_FAILED)
 		return NULL;
+	atomic_fetch_add_explicit(&regions_live, 1, memory_order_relaxed);
 	if (extra) {
 		uintptr_t a = ((uintptr_t)r + f->page - 1) & ~(uintptr_t)(f->page - 1);
 		size_t head = a - (uintptr_t)r;
@@ -205,6 +249,7 @@ static char *map_region(struct mmapfile *f, size_t want, size_t file_end, size_t
 	if (map_fixed(f, r, 0, want, file_end) != 0) {
 		int err = errno;
 		mmf_sys.munmap(r, resv);
+		region_gone();
 		errno = err;
 		return NULL;
 	}
@@ -290,10 +335,12 @@ static int move_region(struct mmapfile *f, size_t want)
 		if (bracket)
 			mmf_cut_end(f);
 		mmf_sys.munmap(old, old_resv);
+		region_gone();
 		return 0;
 	}
 	if (retire_region(f) != 0) {
 		mmf_sys.munmap(p, resv);
+		region_gone();
 		errno = ENOMEM;
 		return -1;
 	}
@@ -349,14 +396,17 @@ int mmf_map_to(struct mmapfile *f, off_t len)
 void mmf_unmap(struct mmapfile *f)
 {
 	atomic_store_explicit(&f->view, NULL, memory_order_release);
-	if (f->base)
+	if (f->base) {
 		mmf_sys.munmap(f->base, f->reserved);
+		region_gone();
+	}
 	f->base = NULL;
 	f->map_len = f->reserved = 0;
 	while (f->retired) {
 		struct mmf_region *r = f->retired;
 		f->retired = r->older;
 		mmf_sys.munmap(r->base, r->reserved);
+		region_gone();
 		free(r);
 	}
 	while (f->views) {
