@@ -275,8 +275,7 @@ static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, 
 			__builtin_prefetch((const void *)((uintptr_t)(v->base + off) + MMF_AHEAD), 1);
 		fast_copy(v->base + off, v->base + off, buf, n);
 		/* No load of the count may pass the copy's stores, if another
-		 * thread could have patched the pages they went to.  The size
-		 * covers the write even when it must be done again. */
+		 * thread could have patched the pages they went to. */
 		if (end > size) {
 			if (how & FAST_ALONE)
 				mmf_set_size(f, end);
@@ -289,6 +288,11 @@ static inline __attribute__((always_inline)) int write_fast(struct mmapfile *f, 
 		if (!(how & FAST_ALONE) && !mmf_one_thread())
 			atomic_thread_fence(memory_order_seq_cst);
 		rc = atomic_load_explicit(&f->faults, memory_order_seq_cst) == faults ? 1 : -1;
+		/* A write that met a fault is done again (or fails, ENOSPC from
+		 * a file system that allocates at the fault, as btrfs does): the
+		 * size goes back, unless another write raised it further. */
+		if (rc < 0 && end > size)
+			atomic_compare_exchange_strong(&f->size, &end, size);
 	}
 out:
 	fast_end();
@@ -740,8 +744,21 @@ static ssize_t writeat_direct(struct mmapfile *f, const void *buf, size_t n, off
 		raise_size(f, off + k < f->limit ? off + k : f->limit);
 	if (k > 0)
 		mmf_mark_dirty(f, off, off + k);
-	if (k != (ssize_t)n)
-		mmf_trim(f); /* the faulted copy may have left bytes past the size */
+	if (k != (ssize_t)n) {
+		/* The faulted copy may have left bytes past the size, in pages
+		 * that were the file's: zeros again, so that the trim (which
+		 * keeps what is not zeros, mmf_trim) cuts them. */
+		off_t from = off + (k > 0 ? k : 0);
+		off_t to = off + (off_t)n < f->limit ? off + (off_t)n : f->limit;
+		if (from < mmf_size(f))
+			from = mmf_size(f);
+		if (f->base && !f->mapless && from < to && (size_t)to <= f->map_len) {
+			mmf_cut_begin(f); /* no lock-free write past the size meanwhile */
+			mmf_guarded_fill(f, f->base + from, f->base + from, NULL, (size_t)(to - from));
+			mmf_cut_end(f);
+		}
+		mmf_trim(f);
+	}
 	mmf_unlock(f);
 	*at = off;
 	errno = err;
