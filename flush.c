@@ -44,7 +44,7 @@
 static void note_err(struct mmapfile *f, int err)
 {
 	if (!f->flush_err)
-		f->flush_err = err;
+		f->flush_err = mmf_writeback_err(err);
 }
 
 /* Take the first error not yet reported: 0, or -1 with errno. */
@@ -154,6 +154,25 @@ static int start_on_ring(struct mmapfile *f, off_t lo, off_t hi, bool *queued)
 
 /* Collect every completion the ring owes; -1 and errno when the kernel
  * could not be asked (what is owed stays owed). */
+/* A child of fork(2) has a copy of its parent's ring, whose queues are
+ * memory shared with the parent, and whose requests and completions are
+ * the parent's: the child lets its copy go and flushes with system calls
+ * (flush_lock held).  Handles that do not write record no owner, so for
+ * them every process is a child: they never flush by ring. */
+static void leave_parents_ring(struct mmapfile *f)
+{
+	if (!f->ring || !mmf_inherited(f))
+		return;
+#ifdef MMF_HAVE_LIBURING
+	io_uring_queue_exit(f->ring);
+#endif
+	free(f->ring);
+	f->ring = NULL;
+	f->ring_tried = true;
+	f->flush_owed = 0;
+	f->flush_err = 0;
+}
+
 static int collect(struct mmapfile *f)
 {
 #ifdef MMF_HAVE_LIBURING
@@ -168,7 +187,10 @@ static int collect(struct mmapfile *f)
 
 static int fsync_or_datasync(struct mmapfile *f)
 {
-	return f->sync_mode == O_SYNC ? mmf_sys.fsync(f->fd) : mmf_sys.fdatasync(f->fd);
+	int rc = f->sync_mode == O_SYNC ? mmf_sys.fsync(f->fd) : mmf_sys.fdatasync(f->fd);
+	if (rc != 0)
+		errno = mmf_writeback_err(errno);
+	return rc;
 }
 
 /* Make everything written durable for mmapfile_sync and the synchronous
@@ -178,6 +200,7 @@ static int fsync_or_datasync(struct mmapfile *f)
 int mmf_flush_durable(struct mmapfile *f)
 {
 	pthread_mutex_lock(&f->flush_lock);
+	leave_parents_ring(f);
 	/* When collecting fails, the ring still owes the flushes completions,
 	 * which its datasync would have to pass over: use the system call. */
 	bool ring_free = collect(f) == 0;
@@ -239,6 +262,7 @@ int mmapfile_flush_start(mmapfile_t *f)
 	int rc = 0;
 	bool queued = false;
 	pthread_mutex_lock(&f->flush_lock);
+	leave_parents_ring(f);
 	void *ring = flush_ring(f);
 #ifdef MMF_HAVE_LIBURING
 	if (ring) {
@@ -267,6 +291,7 @@ int mmapfile_flush_start(mmapfile_t *f)
 static int settle(struct mmapfile *f)
 {
 	pthread_mutex_lock(&f->flush_lock);
+	leave_parents_ring(f);
 	if (collect(f) != 0)
 		note_err(f, errno);
 	if (f->flush_fdatasync) {

@@ -4,6 +4,7 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -216,6 +217,15 @@ static inline void mmf_cut_begin(struct mmapfile *f)
 	mmf_quiesce(f);
 }
 static inline void mmf_cut_end(struct mmapfile *f) { atomic_fetch_add(&f->cut_seq, 1); }
+
+/* A writeback error as sync, the flush and close report it (spec, point
+ * 7): EIO, also where the kernel says ENOSPC or EDQUOT (a device under the
+ * file system, or an allocation at writeback, ran out of space: the pages
+ * are lost all the same; the library's own writes allocate at the write). */
+static inline int mmf_writeback_err(int err)
+{
+	return err == ENOSPC || err == EDQUOT ? EIO : err;
+}
 
 /* Whether this is a child's copy of a handle, inherited through fork(2). */
 static inline bool mmf_inherited(const struct mmapfile *f)

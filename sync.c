@@ -12,8 +12,8 @@ static int flush_mapped(struct mmapfile *f, off_t off, off_t len)
 	mmf_rdlock(f);
 	off_t start = off & ~((off_t)f->page - 1);
 	off_t end = len < f->limit - off ? off + len : f->limit;
-	if (f->base && start < end)
-		rc = mmf_sys.msync(f->base + start, (size_t)(end - start), MS_SYNC);
+	if (f->base && start < end && (rc = mmf_sys.msync(f->base + start, (size_t)(end - start), MS_SYNC)))
+		errno = mmf_writeback_err(errno);
 	mmf_unlock(f);
 	return rc;
 }
