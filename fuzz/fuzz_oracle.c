@@ -88,6 +88,12 @@
  *                                           process, do not require a read
  *                                           to leave the buffer past what
  *                                           it returns untouched
+ *                           fork-sync       no writes by a child of fork
+ *                                           through its inherited O_SYNC/
+ *                                           O_DSYNC handle (the parent's
+ *                                           next flush then waits forever
+ *                                           on the io_uring ring the child
+ *                                           used)
  *                           stale-pwrite    after a shrink by another
  *                                           process, make the handle learn
  *                                           the size before a write of 16 KiB
@@ -177,7 +183,7 @@ struct state {
 	char desc[320];
 	char hist[HIST][400];
 	bool trace;
-	bool lax_stale_truncate, lax_sync_learn, lax_clobber, lax_stale_pwrite;
+	bool lax_stale_truncate, lax_sync_learn, lax_clobber, lax_stale_pwrite, lax_fork_sync;
 	bool dontfork;       /* MADV_DONTFORK (or WIPEONFORK) given: a child lacks the mapping */
 	int child_out;       /* in a child process: the pipe to the parent; else -1 */
 	bool huge_efbig;     /* offsets >= fs_max fail with EFBIG (and fs_max is far) */
@@ -1532,6 +1538,15 @@ static void do_fork_inherit(struct in *in)
 	bool dontfork = S.dontfork && nsub;
 	if (dontfork)
 		nsub = 0; /* the child has not got the mapping: it only closes or leaves */
+	bool lax = false;
+	if (S.lax_fork_sync && writable(S.flags) && (S.flags & (O_SYNC | O_DSYNC))) {
+		unsigned kept = 0;
+		for (unsigned i = 0; i < nsub; i++)
+			if (sub[i].kind == SUB_READAT)
+				sub[kept++] = sub[i];
+		lax = kept < nsub;
+		nsub = kept;
+	}
 	off_t disk = path_size(S.mpath);
 	if (disk > 2 * CAP || (cur > 2 * CAP && !appending(S.flags))) {
 		note("fork: skipped (the file is %jd bytes, the cursor at %jd)", (intmax_t)disk, (intmax_t)cur);
@@ -1539,8 +1554,9 @@ static void do_fork_inherit(struct in *in)
 	}
 	char subs[200];
 	subs_str(subs, sizeof subs, sub, nsub);
-	note("fork; the child's inherited handle: %s%s; %s [handle size %jd, cursor %jd, twin %jd, on disk %jd]",
+	note("fork; the child's inherited handle: %s%s%s; %s [handle size %jd, cursor %jd, twin %jd, on disk %jd]",
 	     nsub ? subs : "nothing", dontfork ? " (MADV_DONTFORK given)" : "",
+	     lax ? " (writes left out: FUZZ_ORACLE_LAX=fork-sync)" : "",
 	     close_it ? "mmapfile_close" : "_exit without close", (intmax_t)hs, (intmax_t)cur, (intmax_t)ts,
 	     (intmax_t)disk);
 	int rd;
@@ -1819,6 +1835,7 @@ static void setup(void)
 	S.lax_sync_learn = lax_has(lax, "sync-learn");
 	S.lax_clobber = lax_has(lax, "read-clobber");
 	S.lax_stale_pwrite = lax_has(lax, "stale-pwrite");
+	S.lax_fork_sync = lax_has(lax, "fork-sync");
 	probe_fs_max();
 	S.tfd = -1;
 	S.child_out = -1;
