@@ -17,23 +17,57 @@
  *
  * "Another process" changes the file through a descriptor of its own
  * (truncate(2)/pwrite(2) by path; the same is done to the twin):
- *   - a shrink is only to a page boundary, below the handle's size.  A shrink
- *     whose end falls inside a page is the limit DESIGN.md documents (bytes
- *     of that page past the new end read as zeros until the handle learns
- *     the size); the harness does not generate it.
+ *   - a shrink is to any length below the handle's size (half of them to a
+ *     page boundary).  A cut inside a page leaves that page mapped until the
+ *     handle learns it (DESIGN.md "Faults"): a read that ends before the
+ *     handle's size and inside that page reads the bytes past the cut as
+ *     zeros (held to that; the twin's cursor is moved as the handle's), and
+ *     bytes written there are past the file's end until the handle learns
+ *     the cut and writes them again (the file may be shorter than the twin by
+ *     what lies inside that page).  The harness writes no trailing zero byte
+ *     then (those cannot be told from the cut's zeros), and makes the handle
+ *     learn before another process changes the file or MADV_REMOVE/PAGEOUT
+ *     while such bytes are pending.
  *   - growth is only past the file's length on disk (the handle's reserve
  *     cannot be told from the file, DESIGN.md "Growth by others"); while a
  *     shrink is not yet learned, only to a page boundary below the handle's
  *     size (growth into the handle's size reads as the twin does).
- *   - data written by another process lands inside the handle's size, or
- *     past the length on disk.
+ *   - data written by another process lands inside the handle's size, past
+ *     the length on disk, or into the handle's reserve (past its size, inside
+ *     the file's length; it ends with a byte other than zero): the handle
+ *     learns those bytes at its trim only, so mmapfile_sync follows at once
+ *     and must keep them (the size grows to cover them).
+ * Other processes for real (fork(2); a child always leaves by _exit, checks
+ * itself against the twin through a descriptor of its own and reports a
+ * mismatch through a pipe):
+ *   - another process appends records through its own O_APPEND handle, or
+ *     with write(2) on an O_APPEND descriptor; the twin gets them with
+ *     write(2) on an O_APPEND descriptor.  They land at the file's end, past
+ *     this handle's reserve, whose zeros thereby become part of the file
+ *     (DESIGN.md "Growth by others"): the twin gets those zeros first.  The
+ *     files must then be identical (nothing between the records, none lost).
+ *   - fork with this handle open: the child's copy writes (writeat inside the
+ *     size, write at its own cursor), reads, and closes it or leaves by _exit
+ *     without closing.  It never cuts the file; bytes it wrote into this
+ *     handle's reserve are learned (and kept) at this handle's sync.
+ *   - another process opens its own handle (O_RDWR, also O_APPEND, O_DSYNC),
+ *     appends and writes, and is killed with SIGKILL: its bytes are all
+ *     there, and past them at most one 2 MiB step of zeros (none for
+ *     O_APPEND, O_DSYNC).  The harness then truncates the file to the twin's
+ *     length by path, so that leftovers do not pile up.
+ *   After MADV_DONTFORK (or WIPEONFORK) the child of fork has not got the
+ *   mapping: it then only closes or leaves.
  * Until the handle learns such a change (DESIGN.md: a read reaching its end,
  * seek(SEEK_END), a write that needs growth, a truncate below its size; also
  * a reopen) mmapfile_size() is the handle's knowledge, not the file's, and is
- * not compared.  After growth by another process an O_APPEND write lands at
- * the end the handle knows (DESIGN.md), so an O_APPEND handle is then made to
- * learn at once (seek to the end and back, on both); a shrink it must honour
- * without that.  Reads and writes are compared all the same.
+ * not compared.  An O_APPEND handle appends with write(2) on an O_APPEND
+ * descriptor: its appends land at the file's end whether it learned the
+ * growth or not.  Reads and writes are compared all the same.  While the
+ * size is compared, a writable handle's file is at most 2 MiB longer than
+ * the size (none for O_SYNC/O_DSYNC and O_APPEND handles).  MADV_REMOVE on
+ * an O_APPEND handle punches only what is mapped, and its appends do not
+ * grow the mapping (DESIGN.md): its effect there is held to a leading part
+ * of the range.
  *
  * Bounds: writes and truncates start below 1 MiB (transfers below 64 KiB;
  * files stay below about 2 MiB); far offsets are used only where they fail
@@ -54,6 +88,12 @@
  *                                           process, do not require a read
  *                                           to leave the buffer past what
  *                                           it returns untouched
+ *                           fork-sync       no writes by a child of fork
+ *                                           through its inherited O_SYNC/
+ *                                           O_DSYNC handle (the parent's
+ *                                           next flush then waits forever
+ *                                           on the io_uring ring the child
+ *                                           used)
  *                           stale-pwrite    after a shrink by another
  *                                           process, make the handle learn
  *                                           the size before a write of 16 KiB
@@ -74,8 +114,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef SEEK_DATA
@@ -99,6 +141,7 @@
 #define HIST 16
 #define MAX_OPS 400
 #define CHECK_EVERY 8
+#define STEP ((off_t)2 << 20)  /* the most a reserve may run ahead (SPEC point 8) */
 
 /* ---- the input ----------------------------------------------------------- */
 
@@ -140,7 +183,9 @@ struct state {
 	char desc[320];
 	char hist[HIST][400];
 	bool trace;
-	bool lax_stale_truncate, lax_sync_learn, lax_clobber, lax_stale_pwrite;
+	bool lax_stale_truncate, lax_sync_learn, lax_clobber, lax_stale_pwrite, lax_fork_sync;
+	bool dontfork;       /* MADV_DONTFORK (or WIPEONFORK) given: a child lacks the mapping */
+	int child_out;       /* in a child process: the pipe to the parent; else -1 */
 	bool huge_efbig;     /* offsets >= fs_max fail with EFBIG (and fs_max is far) */
 	off_t fs_max;
 	size_t page;
@@ -202,6 +247,11 @@ static void mismatch(int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	if (S.child_out >= 0) {
+		/* In a child: the parent reports it (no cleanup, no libFuzzer). */
+		dprintf(S.child_out, "(fuzz_oracle.c:%d) %s", line, msg);
+		_exit(3);
+	}
 	fprintf(stderr, "\nfuzz_oracle: MISMATCH at op %ld (fuzz_oracle.c:%d)\n", S.idx, line);
 	fprintf(stderr, "fuzz_oracle: the operations (handle %s, stale shrink %d, stale growth %d):\n",
 		flags_str(S.flags), S.stale_shrink, S.stale_grow);
@@ -294,6 +344,16 @@ static void fill(unsigned char *b, size_t n, uint32_t seed)
 	}
 }
 
+/* A last byte other than zero.  DESIGN.md: zeros written past a cut the
+ * handle has not learned (inside the cut's page), or by another process into
+ * the handle's reserve, cannot be told from the file's own zeros, and the
+ * file ends before them; the harness does not write such trailing zeros. */
+static void nonzero_end(unsigned char *b, size_t n)
+{
+	if (n && !b[n - 1])
+		b[n - 1] = 0xA5;
+}
+
 /* ---- whole-file comparison ------------------------------------------------- */
 
 static void full_pread(int fd, unsigned char *b, size_t n, off_t off, const char *p)
@@ -306,22 +366,34 @@ static void full_pread(int fd, unsigned char *b, size_t n, off_t off, const char
 	}
 }
 
+static off_t page_up(off_t v)
+{
+	return (v + (off_t)S.page - 1) & ~((off_t)S.page - 1);
+}
+
 /* The handle's file holds the twin's bytes; past them, up to its length on
- * disk, only zeros (the reserve).  exact: no reserve allowed. */
+ * disk, only zeros (the reserve).  exact: no reserve allowed.  While a cut
+ * inside a page is not learned, bytes the handle wrote past the cut in that
+ * page are in the page cache but past the file's end (DESIGN.md: written
+ * again when the handle learns the cut), so the file may be shorter than
+ * the twin by what lies inside that page. */
 static void compare_files(const char *when, bool exact)
 {
 	int a = open(S.mpath, O_RDONLY | O_CLOEXEC), b = open(S.tpath, O_RDONLY | O_CLOEXEC);
 	EXPECT(a >= 0 && b >= 0, "open for comparison: %s", strerror(errno));
 	struct stat sa, sb;
 	EXPECT(fstat(a, &sa) == 0 && fstat(b, &sb) == 0, "fstat: %s", strerror(errno));
+	bool pending = !exact && S.stale_shrink && sa.st_size < sb.st_size && sb.st_size <= page_up(sa.st_size);
 	if (exact)
 		EXPECT(sa.st_size == sb.st_size, "%s: the file is %jd bytes on disk, the twin %jd",
 		       when, (intmax_t)sa.st_size, (intmax_t)sb.st_size);
 	else
-		EXPECT(sa.st_size >= sb.st_size, "%s: the file is %jd bytes on disk, shorter than the twin's %jd",
+		EXPECT(sa.st_size >= sb.st_size || pending,
+		       "%s: the file is %jd bytes on disk, shorter than the twin's %jd",
 		       when, (intmax_t)sa.st_size, (intmax_t)sb.st_size);
-	for (off_t o = 0; o < sb.st_size; ) {
-		size_t n = sb.st_size - o < (off_t)sizeof cmp_a ? (size_t)(sb.st_size - o) : sizeof cmp_a;
+	off_t common = pending ? sa.st_size : sb.st_size;
+	for (off_t o = 0; o < common; ) {
+		size_t n = common - o < (off_t)sizeof cmp_a ? (size_t)(common - o) : sizeof cmp_a;
 		full_pread(a, cmp_a, n, o, S.mpath);
 		full_pread(b, cmp_b, n, o, S.tpath);
 		if (memcmp(cmp_a, cmp_b, n) != 0) {
@@ -365,9 +437,12 @@ static void after_op(void)
 	EXPECT(s == ts, "afterwards mmapfile_size is %jd, the twin's %jd", (intmax_t)s, (intmax_t)ts);
 	EXPECT(d >= s, "afterwards the file is %jd bytes on disk, less than mmapfile_size %jd",
 	       (intmax_t)d, (intmax_t)s);
-	if ((S.flags & (O_SYNC | O_DSYNC)) && writable(S.flags))
+	if ((S.flags & (O_SYNC | O_DSYNC | O_APPEND)) && writable(S.flags))
 		EXPECT(d == s, "the %s handle's file is %jd bytes on disk, its size %jd "
-		       "(O_SYNC/O_DSYNC keep no reserve)", flags_str(S.flags), (intmax_t)d, (intmax_t)s);
+		       "(O_SYNC/O_DSYNC and O_APPEND keep no reserve)", flags_str(S.flags), (intmax_t)d,
+		       (intmax_t)s);
+	EXPECT(d - s <= STEP, "afterwards the file is %jd bytes on disk, %jd past mmapfile_size %jd "
+	       "(the reserve is at most one 2 MiB step)", (intmax_t)d, (intmax_t)(d - s), (intmax_t)s);
 }
 
 /* ---- open and close ------------------------------------------------------ */
@@ -419,6 +494,7 @@ static bool open_both(int flags, const char *what)
 	same(what, S.h ? 0 : -1, e, S.tfd >= 0 ? 0 : -1, te);
 	S.flags = flags;
 	S.stale_shrink = S.stale_grow = false;
+	S.dontfork = false;
 	if (S.h)
 		check_identity();
 	return S.h != NULL;
@@ -460,6 +536,33 @@ static void learn(void)
 	e = errno;
 	tr = lseek(S.tfd, c, SEEK_SET);
 	same("learn: seek back", r, e, tr, errno);
+	S.stale_shrink = S.stale_grow = false;
+}
+
+/* Bytes the handle wrote past a cut it has not learned, inside the page the
+ * cut ends in, are not in the file yet (DESIGN.md: written again when the
+ * handle learns the cut; the file is shorter than the twin).  Another
+ * process's change of the file would race them (an append lands on them, a
+ * truncate to the same length leaves them), so the handle learns first. */
+static void settle(void)
+{
+	if (S.stale_shrink && path_size(S.mpath) < twin_size())
+		learn();
+}
+
+/* mmapfile_sync of a writable handle learns every change by another
+ * process, and keeps another process's bytes in its reserve (DESIGN.md): the
+ * files are then identical and the size is the file's. */
+static void sync_learns(const char *why)
+{
+	errno = 0;
+	int r = mmapfile_sync(S.h);
+	int e = errno;
+	EXPECT(r == 0, "%s: mmapfile_sync returned %d (errno %s)", why, r, r < 0 ? errname(e) : "-");
+	compare_files(why, true);
+	off_t s = handle_size(), ts = twin_size();
+	EXPECT(s == ts, "%s: after mmapfile_sync mmapfile_size is %jd, the twin's %jd", why, (intmax_t)s,
+	       (intmax_t)ts);
 	S.stale_shrink = S.stale_grow = false;
 }
 
@@ -551,7 +654,7 @@ static off_t bound_truncate(off_t size)
 
 enum { OP_READ, OP_WRITE, OP_READAT, OP_WRITEAT, OP_SEEK, OP_TRUNCATE, OP_SYNC, OP_SIZE,
        OP_MADVISE, OP_REOPEN, OP_CREATE, OP_EXT_SHRINK, OP_EXT_GROW, OP_EXT_WRITE, OP_NULL_HANDLE,
-       OP_CHECK, OP_KINDS };
+       OP_CHECK, OP_OTHER_APPEND, OP_FORK, OP_KILL, OP_KINDS };
 
 /* The handle must fail with DESIGN.md's error before any transfer, or 0. */
 static int io_error(bool write, bool positional, bool null_buf, size_t n, off_t off)
@@ -586,6 +689,19 @@ static bool twin_agrees(bool write, bool positional, bool null_buf, size_t n, of
 	return !null_buf || n == 0;
 }
 
+/* DESIGN.md: until the handle learns a cut by another process whose end
+ * falls inside a page, that page stays mapped: a read that ends before the
+ * handle's size and inside that page reads its bytes past the file's end as
+ * zeros, where read(2) returns fewer.  Whether the handle's read r against
+ * the twin's tr is that case (else it must be the twin's answer). */
+static bool cut_page_read(off_t off, size_t n, off_t hs, ssize_t r, ssize_t tr)
+{
+	if (!S.stale_shrink || r < 0 || tr < 0 || (size_t)r != n || tr >= r)
+		return false;
+	off_t end = off + (off_t)n;
+	return end < hs && end <= page_up(path_size(S.mpath));
+}
+
 static void do_read(struct in *in, bool positional)
 {
 	off_t ts = twin_size(), cur = twin_cursor();
@@ -609,13 +725,26 @@ static void do_read(struct in *in, bool positional)
 	errno = 0;
 	ssize_t r = positional ? mmapfile_readat(S.h, b, n, off) : mmapfile_read(S.h, b, n);
 	int e = errno;
+	ssize_t got = r; /* what the handle wrote into the buffer */
 	int derr = io_error(false, positional, null_buf, n, off);
 	if (!twin_agrees(false, positional, null_buf, n, off)) {
 		modelled(S.desc, r, e, derr);
 	} else {
 		errno = 0;
 		ssize_t tr = positional ? pread(S.tfd, tbuf, n, off) : read(S.tfd, tbuf, n);
-		same("read", r, e, tr, errno);
+		int te = errno;
+		if (cut_page_read(off, n, hs, r, tr)) {
+			/* DESIGN.md: the twin's bytes, then zeros to n. */
+			for (size_t i = (size_t)tr; i < (size_t)r; i++)
+				EXPECT(hbuf[i] == 0, "read across an unlearned cut inside a page: byte %zu of %zd "
+				       "(past the twin's %zd) is 0x%02x, not zero", i, r, tr, hbuf[i]);
+			if (!positional) {
+				EXPECT(lseek(S.tfd, cur + r, SEEK_SET) == cur + r, "lseek(twin): %s", strerror(errno));
+			}
+			got = r;
+			r = tr;
+		}
+		same("read", r, e, tr, te);
 		if (r > 0 && memcmp(hbuf, tbuf, (size_t)r) != 0) {
 			size_t i = 0;
 			while (hbuf[i] == tbuf[i])
@@ -626,8 +755,8 @@ static void do_read(struct in *in, bool positional)
 	}
 	/* read(2) leaves the buffer past what it returns alone. */
 	if (!(S.stale_shrink && S.lax_clobber))
-		for (size_t i = r > 0 ? (size_t)r : 0; i < span + 1; i++)
-			EXPECT(hbuf[i] == CANARY, "byte %zu of the buffer changed; the call returned %zd", i, r);
+		for (size_t i = got > 0 ? (size_t)got : 0; i < span + 1; i++)
+			EXPECT(hbuf[i] == CANARY, "byte %zu of the buffer changed; the call returned %zd", i, got);
 	/* A read that reached the handle's end asked the file (DESIGN.md). */
 	if (derr == 0 && (off_t)n >= sub_sat(hs, off))
 		S.stale_shrink = S.stale_grow = false;
@@ -653,6 +782,8 @@ static void do_write(struct in *in, bool positional)
 			return;
 		}
 		fill(wbuf, n, seed);
+		if (S.stale_shrink)
+			nonzero_end(wbuf, n);
 	}
 	bool learned = false;
 	if (S.lax_stale_pwrite && S.stale_shrink && writable(S.flags) && !null_buf && n >= 16384 &&
@@ -766,6 +897,29 @@ static void do_size(void)
 		EXPECT(s == twin_size(), "mmapfile_size %jd, the twin's %jd", (intmax_t)s, (intmax_t)twin_size());
 }
 
+/* DESIGN.md: the range is clipped to the mapping, and an O_APPEND handle's
+ * appends (write(2)) do not grow the mapping, so MADV_REMOVE there punches
+ * a leading part of [start, end) only: as far as the handle's file reads as
+ * whole pages of zeros from start.  The rest must be the twin's still. */
+static off_t punched_prefix(off_t start, off_t end)
+{
+	int fd = open(S.mpath, O_RDONLY | O_CLOEXEC);
+	EXPECT(fd >= 0, "open: %s", strerror(errno));
+	off_t o = start;
+	while (o < end) {
+		size_t n = end - o < (off_t)S.page ? (size_t)(end - o) : S.page;
+		full_pread(fd, cmp_a, n, o, S.mpath);
+		size_t i = 0;
+		while (i < n && !cmp_a[i])
+			i++;
+		if (i < n)
+			break;
+		o += (off_t)n;
+	}
+	close(fd);
+	return o;
+}
+
 static const int advices[] = {
 	MMAPFILE_MADV_NORMAL, MMAPFILE_MADV_RANDOM, MMAPFILE_MADV_SEQUENTIAL, MMAPFILE_MADV_WILLNEED,
 	MMAPFILE_MADV_DONTNEED, MMAPFILE_MADV_FREE, MMAPFILE_MADV_REMOVE, MMAPFILE_MADV_DONTFORK,
@@ -798,6 +952,7 @@ static bool lasting(int a)
 
 static void do_madvise(struct in *in)
 {
+	settle(); /* (MADV_REMOVE, MADV_PAGEOUT would drop bytes not in the file yet) */
 	off_t ts = twin_size(), hs = handle_size();
 	unsigned ai = u8(in) % N_ADVICES;
 	int advice = advices[ai];
@@ -814,6 +969,8 @@ static void do_madvise(struct in *in)
 	int r = mmapfile_madvise(S.h, off, len, advice);
 	int e = errno;
 	EXPECT(r == 0 || r == -1, "madvise returned %d", r);
+	if (r == 0 && (advice == MMAPFILE_MADV_DONTFORK || advice == MMAPFILE_MADV_WIPEONFORK))
+		S.dontfork = true; /* a child would not have (all of) the mapping */
 
 	/* DESIGN.md's rules. */
 	off_t pm = (off_t)S.page - 1;
@@ -829,7 +986,10 @@ static void do_madvise(struct in *in)
 	off_t extent = (hs + pm) & ~pm;
 	off_t start = off & ~pm, end = len ? off + (off_t)len : hs;
 	end = end > extent - pm ? extent : (end + pm) & ~pm;
-	if (!whole && start >= extent && (off > 0 || len > 0)) {
+	/* An O_APPEND handle's mapping may end before its size (its appends do
+	 * not grow it): a range starting past the mapping is ENOMEM there too. */
+	bool lags = appending(S.flags) && writable(S.flags) && r == -1 && e == ENOMEM;
+	if (!whole && (start >= extent || lags) && (off > 0 || len > 0)) {
 		modelled(S.desc, r, e, ENOMEM);
 		return;
 	}
@@ -845,6 +1005,8 @@ static void do_madvise(struct in *in)
 		/* The file's pages [start, end) were punched out: zeros in the
 		 * twin too, through a descriptor that does not append. */
 		off_t zend = end < ts ? end : ts;
+		if (appending(S.flags) && writable(S.flags))
+			zend = punched_prefix(start, zend);
 		int fd = open(S.tpath, O_WRONLY | O_CLOEXEC);
 		EXPECT(fd >= 0, "open twin: %s", strerror(errno));
 		memset(tbuf, 0, MAXLEN);
@@ -949,14 +1111,16 @@ static void do_create(struct in *in)
 	same("create", S.h ? 0 : -1, e, tr, te);
 	S.flags = cflags;
 	S.stale_shrink = S.stale_grow = false;
+	S.dontfork = false;
 	if (S.h)
 		check_identity();
 	ensure_open();
 }
 
-/* Another process cuts the file to a page boundary below the handle's size. */
+/* Another process cuts the file to any length below the handle's size. */
 static void do_ext_shrink(struct in *in)
 {
+	settle();
 	off_t hs = handle_size(), disk = path_size(S.mpath);
 	off_t lim = hs - 1 < disk ? hs - 1 : disk;
 	uint32_t v = u24(in);
@@ -964,7 +1128,9 @@ static void do_ext_shrink(struct in *in)
 		note("another process shrinks: skipped (the handle's size is 0)");
 		return;
 	}
-	off_t len = ((off_t)v % (lim + 1)) & ~((off_t)S.page - 1);
+	off_t len = (off_t)v % (lim + 1);
+	if (!(v >> 23))
+		len &= ~((off_t)S.page - 1); /* half of them to a page boundary */
 	note("another process truncates the file to %jd [handle size %jd, on disk %jd]", (intmax_t)len,
 	     (intmax_t)hs, (intmax_t)disk);
 	EXPECT(truncate(S.mpath, len) == 0 && truncate(S.tpath, len) == 0, "truncate: %s", strerror(errno));
@@ -976,6 +1142,7 @@ static void do_ext_shrink(struct in *in)
  * shrink is unlearned, to a page boundary below the handle's size). */
 static void do_ext_grow(struct in *in)
 {
+	settle();
 	off_t hs = handle_size(), disk = path_size(S.mpath);
 	unsigned k = u8(in);
 	off_t len;
@@ -999,24 +1166,30 @@ static void do_ext_grow(struct in *in)
 	note("another process extends the file to %jd [handle size %jd, on disk %jd]", (intmax_t)len,
 	     (intmax_t)hs, (intmax_t)disk);
 	EXPECT(truncate(S.mpath, len) == 0 && truncate(S.tpath, len) == 0, "truncate: %s", strerror(errno));
-	/* Appends land at the end the handle knows until it learns growth
-	 * (DESIGN.md); a shrink it must honour at once. */
-	if (appending(S.flags) && writable(S.flags) && S.stale_grow)
-		learn();
+	/* (An O_APPEND handle's appends are write(2) on an O_APPEND descriptor:
+	 * they land at the file's end, learned or not.) */
 }
 
-/* Another process writes: inside the handle's size and the file, or past the
+/* Another process writes: inside the handle's size and the file, into the
+ * handle's reserve (past its size, inside the file's length), or past the
  * file's length on disk. */
 static void do_ext_write(struct in *in)
 {
+	settle();
 	off_t hs = handle_size(), disk = path_size(S.mpath);
 	unsigned k = u8(in);
 	size_t n = 1 + dec_len(in, 0) % MAXLEN;
 	uint32_t seed = u8(in);
 	off_t inside = hs < disk ? hs : disk;
 	off_t off;
+	bool reserve = false;
 	if (k % 2 == 0 && (off_t)n <= inside) {
 		off = (off_t)(u24(in) % (uint32_t)(inside - (off_t)n + 1));
+	} else if (k % 4 == 1 && !stale() && writable(S.flags) && disk > hs) {
+		off = hs + (off_t)(u16(in) % (uint32_t)(disk - hs));
+		if ((off_t)n > disk - off)
+			n = (size_t)(disk - off);
+		reserve = true;
 	} else if (!S.stale_shrink && disk < 2 * CAP) {
 		off = disk + (k & 2 ? (off_t)u8(in) : (off_t)u16(in));
 		S.stale_grow = true;
@@ -1025,8 +1198,10 @@ static void do_ext_write(struct in *in)
 		return;
 	}
 	fill(wbuf, n, seed);
-	note("another process writes %zu bytes at %jd [handle size %jd, on disk %jd]", n, (intmax_t)off,
-	     (intmax_t)hs, (intmax_t)disk);
+	if (reserve)
+		nonzero_end(wbuf, n);
+	note("another process writes %zu bytes at %jd [handle size %jd, on disk %jd]%s", n, (intmax_t)off,
+	     (intmax_t)hs, (intmax_t)disk, reserve ? ", into the reserve; then sync" : "");
 	const char *paths[2] = { S.mpath, S.tpath };
 	for (int i = 0; i < 2; i++) {
 		int fd = open(paths[i], O_WRONLY | O_CLOEXEC);
@@ -1034,8 +1209,10 @@ static void do_ext_write(struct in *in)
 		       paths[i], strerror(errno));
 		close(fd);
 	}
-	if (S.stale_grow && appending(S.flags) && writable(S.flags))
-		learn();
+	/* The handle learns bytes in its reserve at its trim (sync or close)
+	 * only: until then a read to its end would stop at its size. */
+	if (reserve)
+		sync_learns("after another process wrote into the reserve, mmapfile_sync");
 }
 
 /* mmapfile_madvise_name and _parse agree with each other (DESIGN.md). */
@@ -1123,6 +1300,457 @@ static void do_null_handle(struct in *in)
 	modelled(S.desc, r, errno, EINVAL);
 }
 
+/* ---- other processes ------------------------------------------------------ */
+
+/* A child runs only what the parent decoded (and described) before the fork.
+ * It checks itself against the twin through a descriptor of its own (the
+ * parent's twin descriptor would share its offset with the child), reports a
+ * mismatch through a pipe (mismatch() knows it is in a child) and always
+ * leaves by _exit: never back into libFuzzer, never through the atexit
+ * handlers. */
+
+#define MAX_SUB 4
+
+enum { SUB_APPEND, SUB_WRITEAT, SUB_WRITE, SUB_READAT };
+
+struct sub {
+	unsigned kind;
+	off_t off;
+	size_t n;
+	uint32_t seed;
+};
+
+static const char *sub_name(unsigned k)
+{
+	return k == SUB_APPEND ? "append" : k == SUB_WRITEAT ? "writeat" : k == SUB_WRITE ? "write" : "readat";
+}
+
+/* A record's length: short ones, pages, and the pwrite path's 16 KiB. */
+static size_t dec_rec(struct in *in)
+{
+	switch (u8(in) % 4) {
+	case 0: return 1 + u8(in) % 64;
+	case 1: return 1 + u16(in) % 4096;
+	case 2: return 16384 + u16(in) % 16384;
+	default: return 1 + u8(in);
+	}
+}
+
+/* The operations as text, for the note. */
+static void subs_str(char *b, size_t len, const struct sub *sub, unsigned n)
+{
+	size_t at = 0;
+	b[0] = '\0';
+	for (unsigned i = 0; i < n && at < len; i++) {
+		int k = sub[i].kind == SUB_APPEND || sub[i].kind == SUB_WRITE
+		        ? snprintf(b + at, len - at, "%s%s(%zu)", i ? ", " : "", sub_name(sub[i].kind), sub[i].n)
+		        : snprintf(b + at, len - at, "%s%s(%zu, %jd)", i ? ", " : "", sub_name(sub[i].kind),
+		                   sub[i].n, (intmax_t)sub[i].off);
+		at += k > 0 ? (size_t)k : 0;
+	}
+}
+
+/* fork(); in the parent: the child's pid and *rd the pipe it reports on; in
+ * the child: 0. */
+static pid_t start_child(int *rd)
+{
+	int p[2];
+	EXPECT(pipe2(p, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	EXPECT(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(p[0]);
+		S.child_out = p[1];
+		signal(SIGALRM, SIG_DFL); /* libFuzzer's timer stays the parent's; a stuck child dies */
+		alarm(30);
+		return 0;
+	}
+	close(p[1]);
+	*rd = p[0];
+	return pid;
+}
+
+/* Wait for the child.  What it wrote to the pipe (after what was read of it
+ * already) is the mismatch it found.  killed: it must have died of SIGKILL,
+ * else it must have exited with 0. */
+static void finish_child(pid_t pid, int rd, const char *already, bool killed)
+{
+	char msg[480];
+	size_t got = strlen(already);
+	memcpy(msg, already, got);
+	while (got < sizeof msg - 1) {
+		ssize_t k = read(rd, msg + got, sizeof msg - 1 - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	msg[got] = '\0';
+	close(rd);
+	int st = 0;
+	pid_t w;
+	while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	EXPECT(w == pid, "waitpid: %s", strerror(errno));
+	if (got)
+		mismatch(__LINE__, "in the child: %s", msg);
+	if (killed)
+		EXPECT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child did not die of SIGKILL (status %#x)", st);
+	else
+		EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child ended with status %#x%s", st,
+		       WIFSIGNALED(st) ? " (a signal)" : "");
+}
+
+/* Another process's appends land at the file's end: past this handle's
+ * reserve, whose zeros thereby become part of the file (DESIGN.md "Growth by
+ * others"); the twin gets those zeros first.  (A handle with no reserve:
+ * nothing between.) */
+static void pad_twin(off_t disk, off_t ts)
+{
+	if (disk > ts)
+		EXPECT(truncate(S.tpath, disk) == 0, "truncate(twin): %s", strerror(errno));
+}
+
+/* After another process wrote or appended (hs, disk, shrunk: this handle's
+ * size, the file's length and whether a cut was unlearned, before).  Growth
+ * past the length the handle knows is learned when a read reaches its end.
+ * Bytes inside that length but past its size (its reserve, or what it takes
+ * for its reserve after a cut it has not learned) cannot be told from its
+ * reserve (DESIGN.md "Growth by others"): a writable handle learns them at
+ * its trim, so mmapfile_sync follows and must keep them. */
+static void after_others(off_t hs, off_t disk, bool shrunk, const char *why)
+{
+	off_t disk1 = path_size(S.mpath);
+	if (twin_size() > hs && writable(S.flags) && !appending(S.flags) && (shrunk || disk1 == disk))
+		sync_learns(why);
+	else if (disk1 != disk)
+		S.stale_grow = true;
+}
+
+/* Another process appends a few records to the file: through an mmapfile
+ * handle of its own (O_WRONLY|O_APPEND or O_RDWR|O_APPEND, closed at the
+ * end), or with write(2) on an O_APPEND descriptor.  The twin gets them with
+ * write(2) on an O_APPEND descriptor.  This handle learns the growth when a
+ * read reaches its end or at seek(SEEK_END) (SPEC point 6); the files must
+ * be identical at once: no zeros between the records, none lost, and no
+ * reserve left by the other handle. */
+static void do_other_append(struct in *in)
+{
+	static const int oflags[] = { O_WRONLY | O_APPEND, O_RDWR | O_APPEND };
+	unsigned m = u8(in);
+	unsigned how = m % 3, nrec = 1 + (m >> 2) % MAX_SUB;
+	struct sub sub[MAX_SUB];
+	size_t total = 0;
+	for (unsigned i = 0; i < nrec; i++) {
+		size_t n = dec_rec(in);
+		sub[i] = (struct sub){ SUB_APPEND, 0, n, u8(in) };
+		total += n;
+	}
+	settle();
+	off_t disk = path_size(S.mpath), ts = twin_size(), hs = handle_size();
+	bool shrunk = S.stale_shrink;
+	if (disk > 2 * CAP) {
+		note("another process appends: skipped (the file is %jd bytes already)", (intmax_t)disk);
+		return;
+	}
+	char subs[200], by[80];
+	subs_str(subs, sizeof subs, sub, nrec);
+	if (how < 2)
+		snprintf(by, sizeof by, "through its own mmapfile_open(%s)", flags_str(oflags[how]));
+	else
+		snprintf(by, sizeof by, "with write(2) on an O_APPEND descriptor");
+	note("another process appends %zu bytes (%s) %s [handle size %jd, twin %jd, on disk %jd]", total, subs, by,
+	     (intmax_t)hs, (intmax_t)ts, (intmax_t)disk);
+	pad_twin(disk, ts);
+	int rd;
+	pid_t pid = start_child(&rd);
+	if (pid == 0) {
+		mmapfile_t *h = NULL;
+		int fd = -1;
+		if (how < 2) {
+			h = mmapfile_open(S.mpath, oflags[how], 0644);
+			EXPECT(h, "mmapfile_open(%s): %s", flags_str(oflags[how]), strerror(errno));
+		} else {
+			fd = open(S.mpath, O_WRONLY | O_APPEND | O_CLOEXEC);
+			EXPECT(fd >= 0, "open(O_WRONLY|O_APPEND): %s", strerror(errno));
+		}
+		int tf = open(S.tpath, O_WRONLY | O_APPEND | O_CLOEXEC);
+		EXPECT(tf >= 0, "open(twin): %s", strerror(errno));
+		for (unsigned i = 0; i < nrec; i++) {
+			size_t n = sub[i].n;
+			fill(wbuf, n, sub[i].seed);
+			errno = 0;
+			ssize_t r = h ? mmapfile_write(h, wbuf, n) : write(fd, wbuf, n);
+			int e = errno;
+			errno = 0;
+			ssize_t tr = write(tf, wbuf, n);
+			same("another process's append", r, e, tr, errno);
+			if (h) {
+				off_t c = mmapfile_seek(h, 0, SEEK_CUR), s = mmapfile_size(h);
+				off_t tc = lseek(tf, 0, SEEK_CUR);
+				EXPECT(c == tc && s == tc, "another process's handle: after append %u the cursor is %jd "
+				       "and the size %jd, the twin's end %jd", i, (intmax_t)c, (intmax_t)s, (intmax_t)tc);
+			}
+		}
+		if (h) {
+			errno = 0;
+			int r = mmapfile_close(h);
+			EXPECT(r == 0, "another process's mmapfile_close: %d (%s)", r, errname(errno));
+		} else {
+			close(fd);
+		}
+		close(tf);
+		_exit(0);
+	}
+	finish_child(pid, rd, "", false);
+	compare_files("after another process appended", true);
+	after_others(hs, disk, shrunk, "after another process appended past this handle's size, mmapfile_sync");
+}
+
+/* fork(2) with this handle open: the child's copy reads and writes (writeat
+ * inside the size, write at the child's cursor, readat), then closes it or
+ * leaves by _exit without closing.  The twin gets the child's writes at the
+ * same offsets (a descriptor of the child's: its cursor is its own).  The
+ * child's copy never cuts the file; what it wrote past this handle's size
+ * this handle learns as another process's (after_others). */
+static void do_fork_inherit(struct in *in)
+{
+	static const unsigned kinds[] = { SUB_WRITEAT, SUB_WRITE, SUB_READAT };
+	unsigned m = u8(in);
+	unsigned nsub = m % (MAX_SUB + 1);
+	bool close_it = (m >> 3) & 1;
+	off_t hs = handle_size(), ts = twin_size(), cur = twin_cursor();
+	bool shrunk = S.stale_shrink;
+	struct sub sub[MAX_SUB];
+	for (unsigned i = 0; i < nsub; i++) {
+		unsigned k = kinds[u8(in) % 3];
+		size_t n = dec_rec(in);
+		off_t off = 0;
+		if (k == SUB_WRITEAT)
+			off = hs > 0 ? (off_t)(u24(in) % (uint32_t)(hs < CAP ? hs : CAP)) : 0;
+		else if (k == SUB_READAT)
+			off = (off_t)(u24(in) % (uint32_t)((ts < CAP ? ts : CAP) + 1));
+		sub[i] = (struct sub){ k, off, n, u8(in) };
+	}
+	bool dontfork = S.dontfork && nsub;
+	if (dontfork)
+		nsub = 0; /* the child has not got the mapping: it only closes or leaves */
+	bool lax = false;
+	if (S.lax_fork_sync && writable(S.flags) && (S.flags & (O_SYNC | O_DSYNC))) {
+		unsigned kept = 0;
+		for (unsigned i = 0; i < nsub; i++)
+			if (sub[i].kind == SUB_READAT)
+				sub[kept++] = sub[i];
+		lax = kept < nsub;
+		nsub = kept;
+	}
+	off_t disk = path_size(S.mpath);
+	if (disk > 2 * CAP || (cur > 2 * CAP && !appending(S.flags))) {
+		note("fork: skipped (the file is %jd bytes, the cursor at %jd)", (intmax_t)disk, (intmax_t)cur);
+		return;
+	}
+	char subs[200];
+	subs_str(subs, sizeof subs, sub, nsub);
+	note("fork; the child's inherited handle: %s%s%s; %s [handle size %jd, cursor %jd, twin %jd, on disk %jd]",
+	     nsub ? subs : "nothing", dontfork ? " (MADV_DONTFORK given)" : "",
+	     lax ? " (writes left out: FUZZ_ORACLE_LAX=fork-sync)" : "",
+	     close_it ? "mmapfile_close" : "_exit without close", (intmax_t)hs, (intmax_t)cur, (intmax_t)ts,
+	     (intmax_t)disk);
+	int rd;
+	pid_t pid = start_child(&rd);
+	if (pid == 0) {
+		int tf = open(S.tpath, (twin_flags(S.flags) & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_CLOEXEC);
+		EXPECT(tf >= 0, "open(twin): %s", strerror(errno));
+		off_t tc = cur;
+		for (unsigned i = 0; i < nsub; i++) {
+			size_t n = sub[i].n;
+			off_t off = sub[i].off;
+			ssize_t r, tr;
+			int e;
+			fill(wbuf, n, sub[i].seed);
+			nonzero_end(wbuf, n);
+			errno = 0;
+			switch (sub[i].kind) {
+			case SUB_WRITEAT:
+				r = mmapfile_writeat(S.h, wbuf, n, off);
+				e = errno;
+				if (!twin_agrees(true, true, false, n, off)) {
+					modelled("the child's writeat", r, e, io_error(true, true, false, n, off));
+					break;
+				}
+				errno = 0;
+				tr = pwrite(tf, wbuf, n, off);
+				same("the child's writeat", r, e, tr, errno);
+				break;
+			case SUB_WRITE:
+				r = mmapfile_write(S.h, wbuf, n);
+				e = errno;
+				errno = 0;
+				tr = appending(S.flags) ? write(tf, wbuf, n) : pwrite(tf, wbuf, n, tc);
+				same("the child's write", r, e, tr, errno);
+				if (tr > 0)
+					tc = appending(S.flags) ? lseek(tf, 0, SEEK_CUR) : tc + tr;
+				off = mmapfile_seek(S.h, 0, SEEK_CUR);
+				EXPECT(off == tc, "the child's cursor is %jd after its write, the twin's %jd", (intmax_t)off,
+				       (intmax_t)tc);
+				break;
+			default: {
+				off_t chs = mmapfile_size(S.h);
+				memset(hbuf, CANARY, n + 1);
+				r = mmapfile_readat(S.h, hbuf, n, off);
+				e = errno;
+				errno = 0;
+				tr = pread(tf, tbuf, n, off);
+				int te = errno;
+				ssize_t got = r;
+				if (cut_page_read(off, n, chs, r, tr)) {
+					for (size_t j = (size_t)tr; j < (size_t)r; j++)
+						EXPECT(hbuf[j] == 0, "the child's readat across an unlearned cut: byte %zu "
+						       "is 0x%02x, not zero", j, hbuf[j]);
+					r = tr;
+				}
+				same("the child's readat", r, e, tr, te);
+				EXPECT(r <= 0 || memcmp(hbuf, tbuf, (size_t)r) == 0, "the child's readat: the bytes differ");
+				for (size_t j = got > 0 ? (size_t)got : 0; j < n + 1 && !S.lax_clobber; j++)
+					EXPECT(hbuf[j] == CANARY, "the child's readat changed byte %zu of the buffer", j);
+				break;
+			}
+			}
+		}
+		if (close_it) {
+			errno = 0;
+			int r = mmapfile_close(S.h);
+			EXPECT(r == 0, "the child's mmapfile_close of its inherited handle: %d (%s)", r, errname(errno));
+		}
+		_exit(0);
+	}
+	finish_child(pid, rd, "", false);
+	off_t disk1 = path_size(S.mpath);
+	EXPECT(disk1 >= disk, "the child's copy of the handle cut the file from %jd to %jd bytes", (intmax_t)disk,
+	       (intmax_t)disk1);
+	after_others(hs, disk, shrunk, "after the child wrote past this handle's size, mmapfile_sync");
+	compare_files("after the child", false);
+}
+
+/* Another process opens its own handle (O_RDWR; O_APPEND and O_DSYNC ones
+ * too), appends and writes, says so through a pipe, and is killed with
+ * SIGKILL.  Every byte it wrote is in the file (the page cache outlives it);
+ * past them its reserve may remain: zeros, at most one 2 MiB step, none for
+ * O_APPEND and O_DSYNC.  The harness checks that and then truncates the
+ * file to the twin's length through a plain path (truncate(2)), so the
+ * leftover does not accumulate; this handle learns that length as growth by
+ * another process. */
+static void do_kill(struct in *in)
+{
+	static const int kflags[] = { O_RDWR, O_RDWR, O_RDWR | O_APPEND, O_RDWR | O_DSYNC };
+	unsigned m = u8(in);
+	int fl = kflags[m % 4];
+	unsigned nsub = 1 + (m >> 2) % MAX_SUB;
+	settle();
+	off_t disk = path_size(S.mpath), ts = twin_size(), hs = handle_size();
+	bool shrunk = S.stale_shrink;
+	struct sub sub[MAX_SUB];
+	off_t size = disk; /* the killed handle's size as it goes */
+	for (unsigned i = 0; i < nsub; i++) {
+		bool at = i > 0 && u8(in) % 2;
+		size_t n = dec_rec(in);
+		off_t off = at ? (off_t)(u24(in) % (uint32_t)(size < CAP ? size : CAP)) : 0;
+		sub[i] = (struct sub){ at ? SUB_WRITEAT : SUB_APPEND, off, n, u8(in) };
+		if (!at)
+			size += (off_t)n;
+		else if (!(fl & O_APPEND) && off + (off_t)n > size)
+			size = off + (off_t)n;
+	}
+	if (disk > 2 * CAP) {
+		note("another process, killed: skipped (the file is %jd bytes already)", (intmax_t)disk);
+		return;
+	}
+	char subs[200];
+	subs_str(subs, sizeof subs, sub, nsub);
+	note("another process: mmapfile_open(%s), %s, SIGKILL [handle size %jd, twin %jd, on disk %jd]",
+	     flags_str(fl), subs, (intmax_t)hs, (intmax_t)ts, (intmax_t)disk);
+	pad_twin(disk, ts);
+	int rd;
+	pid_t pid = start_child(&rd);
+	if (pid == 0) {
+		mmapfile_t *h = mmapfile_open(S.mpath, fl, 0644);
+		EXPECT(h, "mmapfile_open(%s): %s", flags_str(fl), strerror(errno));
+		int tf = open(S.tpath, (fl & ~O_DSYNC) | O_CLOEXEC);
+		EXPECT(tf >= 0, "open(twin): %s", strerror(errno));
+		struct stat st;
+		EXPECT(fstat(tf, &st) == 0 && mmapfile_size(h) == st.st_size,
+		       "the other process's handle: mmapfile_size %jd at open, the file is %jd bytes",
+		       (intmax_t)mmapfile_size(h), (intmax_t)st.st_size);
+		for (unsigned i = 0; i < nsub; i++) {
+			size_t n = sub[i].n;
+			ssize_t r, tr;
+			int e;
+			fill(wbuf, n, sub[i].seed);
+			if (sub[i].kind == SUB_APPEND) {
+				if (!(fl & O_APPEND)) {
+					errno = 0;
+					off_t c = mmapfile_seek(h, 0, SEEK_END);
+					e = errno;
+					errno = 0;
+					same("the other process's seek(0, SEEK_END)", c, e, lseek(tf, 0, SEEK_END), errno);
+				}
+				errno = 0;
+				r = mmapfile_write(h, wbuf, n);
+				e = errno;
+				errno = 0;
+				tr = write(tf, wbuf, n);
+				same("the other process's append", r, e, tr, errno);
+			} else {
+				errno = 0;
+				r = mmapfile_writeat(h, wbuf, n, sub[i].off);
+				e = errno;
+				if (fl & O_APPEND) {
+					modelled("the other process's writeat (O_APPEND)", r, e, EINVAL);
+				} else {
+					errno = 0;
+					tr = pwrite(tf, wbuf, n, sub[i].off);
+					same("the other process's writeat", r, e, tr, errno);
+				}
+			}
+			off_t c = mmapfile_seek(h, 0, SEEK_CUR), s = mmapfile_size(h);
+			EXPECT(fstat(tf, &st) == 0 && s == st.st_size && c == lseek(tf, 0, SEEK_CUR),
+			       "the other process's handle after %s %u: size %jd, cursor %jd; the twin's %jd, %jd",
+			       sub_name(sub[i].kind), i, (intmax_t)s, (intmax_t)c, (intmax_t)st.st_size,
+			       (intmax_t)lseek(tf, 0, SEEK_CUR));
+		}
+		EXPECT(write(S.child_out, "D", 1) == 1, "write(pipe): %s", strerror(errno));
+		for (;;)
+			pause();
+	}
+	char c = 0;
+	ssize_t k;
+	while ((k = read(rd, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (k == 1 && c == 'D') {
+		EXPECT(kill(pid, SIGKILL) == 0, "kill: %s", strerror(errno));
+		finish_child(pid, rd, "", true);
+	} else {
+		char a[2] = { k == 1 ? c : '\0', '\0' };
+		finish_child(pid, rd, a, false);
+		mismatch(__LINE__, "the other process ended before it was killed");
+	}
+	off_t len = path_size(S.mpath), tlen = twin_size();
+	EXPECT(len >= tlen, "after the kill the file is %jd bytes, shorter than the twin's %jd", (intmax_t)len,
+	       (intmax_t)tlen);
+	EXPECT(len - tlen <= STEP, "the killed handle left %jd bytes past its size (more than one 2 MiB step)",
+	       (intmax_t)(len - tlen));
+	if (fl & (O_APPEND | O_DSYNC))
+		EXPECT(len == tlen, "the killed %s handle left a reserve of %jd bytes", flags_str(fl),
+		       (intmax_t)(len - tlen));
+	compare_files("after the kill", false); /* the twin's bytes, then only zeros */
+	if (len > tlen)
+		EXPECT(truncate(S.mpath, tlen) == 0, "truncate: %s", strerror(errno));
+	after_others(hs, disk, shrunk, "after the killed process wrote past this handle's size, mmapfile_sync");
+}
+
 static void do_check(void)
 {
 	note("compare the files");
@@ -1207,8 +1835,10 @@ static void setup(void)
 	S.lax_sync_learn = lax_has(lax, "sync-learn");
 	S.lax_clobber = lax_has(lax, "read-clobber");
 	S.lax_stale_pwrite = lax_has(lax, "stale-pwrite");
+	S.lax_fork_sync = lax_has(lax, "fork-sync");
 	probe_fs_max();
 	S.tfd = -1;
+	S.child_out = -1;
 	if (S.trace)
 		fprintf(stderr, "fuzz_oracle: %s; the file system's largest size %jd (%s)\n", S.dir,
 			(intmax_t)S.fs_max, S.huge_efbig ? "writes past it are tried" : "too far to try");
@@ -1265,6 +1895,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case OP_EXT_GROW: do_ext_grow(&in); break;
 		case OP_EXT_WRITE: do_ext_write(&in); break;
 		case OP_NULL_HANDLE: do_null_handle(&in); break;
+		case OP_OTHER_APPEND: do_other_append(&in); break;
+		case OP_FORK: do_fork_inherit(&in); break;
+		case OP_KILL: do_kill(&in); break;
 		default: do_check(); break;
 		}
 		after_op();
