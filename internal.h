@@ -115,6 +115,7 @@ struct mmapfile {
 	_Atomic(struct mmf_view *) view; /* for lock-free copies; NULL: none */
 	struct mmf_view *views; /* every view published, freed at close */
 	_Atomic unsigned lazy_reads; /* reads before a small file is mapped */
+	_Atomic bool end_reached; /* a read ended at the size: mmapfile_size asks the file */
 	_Atomic off_t populated;  /* the reserve is faulted in below this */
 	_Atomic bool no_populate; /* the kernel lacks MADV_POPULATE_WRITE */
 	int prot;

@@ -178,8 +178,10 @@ int mmapfile_madvise(mmapfile_t *f, off_t off, size_t len, int advice)
 		return -1;
 	}
 	mmf_wrlock(f);
-	if (!f->base && !f->mapless && mmf_size(f) > 0)
-		mmf_map_to(f, f->file_len); /* advice is about a mapping: make it */
+	/* Advice is about a mapping: make it, over growth not mapped yet too
+	 * (an O_APPEND handle's appends). */
+	if (!f->mapless && mmf_size(f) > 0 && (!f->base || (uint64_t)mmf_size(f) > f->map_len))
+		mmf_map_to(f, f->file_len);
 	mmf_unlock(f);
 	int kind = sticky_kind(advice);
 	if (off == 0 && len == 0 && kind >= 0)

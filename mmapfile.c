@@ -587,9 +587,14 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 {
 	mmf_rdlock(f);
 	off_t size = mmf_size(f);
-	if ((off_t)n > size - off) {
+	if ((off_t)n == size - off) {
+		/* Reaching the end exactly: the bytes are known, and the size is
+		 * learned when it is next asked for (mmapfile_size), which saves
+		 * the system call where nothing asks (open, read, close). */
+		atomic_store_explicit(&f->end_reached, true, memory_order_relaxed);
+	} else if ((off_t)n > size - off) {
 		/* Asking past the end: ask the file whether another process grew
-		 * or shrank it (a read of exactly what is left needs no more). */
+		 * or shrank it. */
 		mmf_unlock(f);
 		if (mmf_refresh(f) != 0)
 			return -1;
@@ -987,6 +992,14 @@ off_t mmapfile_size(mmapfile_t *f)
 {
 	if (!f)
 		return fail_int(EINVAL);
+	/* A read reached the end: growth or a cut by another process is seen
+	 * (spec, point 6); if the file cannot be asked, what is known stands. */
+	if (atomic_load_explicit(&f->end_reached, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&f->end_reached, false, memory_order_relaxed)) {
+		int err = errno;
+		mmf_refresh(f);
+		errno = err;
+	}
 	return mmf_size(f);
 }
 

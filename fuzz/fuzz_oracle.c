@@ -91,9 +91,9 @@
  *                           fork-sync       no writes by a child of fork
  *                                           through its inherited O_SYNC/
  *                                           O_DSYNC handle (the parent's
- *                                           next flush then waits forever
- *                                           on the io_uring ring the child
- *                                           used)
+ *                                           next flush waited forever on
+ *                                           the io_uring ring the child
+ *                                           used; fixed)
  *                           stale-pwrite    after a shrink by another
  *                                           process, make the handle learn
  *                                           the size before a write of 16 KiB
