@@ -835,10 +835,14 @@ static ssize_t append_kernel(struct mmapfile *f, const char *buf, size_t n, off_
 	off_t end = done ? mmf_sys.lseek(f->fd, 0, SEEK_CUR) : -1;
 	if (end >= (off_t)done) {
 		*at = end - (off_t)done;
-		if (end > f->file_len)
-			f->file_len = end;
-		raise_size(f, end);
-		mmf_update_limit(f);
+		if (end < mmf_size(f)) {
+			mmf_relearn(f); /* below the size: another process cut the file */
+		} else {
+			if (end > f->file_len)
+				f->file_len = end;
+			raise_size(f, end);
+			mmf_update_limit(f);
+		}
 		mmf_mark_dirty(f, *at, end);
 	} else if (done) {
 		err = errno; /* written, but where is unknown: learn the length */
