@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +26,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define KiB ((off_t)1024)
 #define FILE_SIZE (256 * KiB)
@@ -108,22 +105,6 @@ static void check_reported(enum install how, const char *when)
 	} while (0)
 
 /* ---- other processes ---- */
-
-/* [child] Cut the file to len from another process: truncate(1),
- * exec'd, so that a checker such as valgrind does not follow it. */
-static void cut_by_other(const char *p, off_t len)
-{
-	char arg[32];
-	snprintf(arg, sizeof arg, "%lld", (long long)len);
-	char *argv[] = { "truncate", "-s", arg, (char *)p, NULL };
-	pid_t pid;
-	fflush(NULL);
-	int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-	TU_CCHECK(rc == 0, "posix_spawnp truncate: %s", strerror(rc));
-	int st;
-	TU_CCHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
-	TU_CCHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "truncate -s %s %s: status %#x", arg, p, st);
-}
 
 /* Run fn(arg) in a child that reports through a pipe; the child's wait
  * status. */
@@ -241,7 +222,7 @@ static void chain_child(const void *arg)
 	check_reported(c->how, "after the program installed its handler");
 #endif
 
-	cut_by_other(c->p, CUT);
+	tu_truncate_by_other(c->p, CUT);
 	TU_CCHECK(ftruncate(fd, CUT) == 0, "ftruncate the twin: %s", strerror(errno));
 
 	/* Past the cut: 0, as pread on the shrunken file. */
@@ -333,7 +314,7 @@ static void restore_child(const void *arg)
 	TU_CCHECK(mmapfile_readat(f, a, 4096, 200 * KiB) == 4096, "readat");
 	install(BY_SIGACTION);
 	TU_CCHECK(signal(SIGBUS, c->disp) != SIG_ERR, "signal: %s", strerror(errno));
-	cut_by_other(c->p, CUT);
+	tu_truncate_by_other(c->p, CUT);
 	ssize_t r = mmapfile_readat(f, a, 8192, 100 * KiB);
 	TU_CCHECK(r == 0, "readat past the cut: %zd", r);
 	r = mmapfile_readat(f, a, 8192, 8 * KiB);

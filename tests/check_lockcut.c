@@ -7,14 +7,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define KiB ((off_t)1024)
 #define MiB (1024 * KiB)
@@ -23,22 +20,6 @@ static off_t page_round(off_t x)
 {
 	off_t pg = (off_t)sysconf(_SC_PAGESIZE);
 	return (x + pg - 1) / pg * pg;
-}
-
-/* Cut (or extend) the file to len from another process: truncate(1),
- * exec'd, so that a checker such as valgrind does not follow it. */
-static void cut_by_other(const char *p, off_t len)
-{
-	char arg[32];
-	snprintf(arg, sizeof arg, "%lld", (long long)len);
-	char *argv[] = { "truncate", "-s", arg, (char *)p, NULL };
-	pid_t pid;
-	fflush(NULL);
-	int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-	ck_assert_msg(rc == 0, "posix_spawnp truncate: %s", strerror(rc));
-	int st;
-	ck_assert_msg(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "truncate -s %s %s: status %#x", arg, p, st);
 }
 
 static const struct lock_case {
@@ -66,7 +47,7 @@ START_TEST(test_lock_after_cut)
 	long kb = tu_vm_locked() - base;
 	ck_assert_msg(kb == 8192, "%s: %ld KiB locked after the open of an 8 MiB file", c->name, kb);
 
-	cut_by_other(p, c->cut);
+	tu_truncate_by_other(p, c->cut);
 	unsigned char buf[4096];
 	ck_assert_int_eq(mmapfile_readat(f, buf, sizeof buf, 6 * MiB), 0);
 	ck_assert_int_eq(mmapfile_size(f), c->cut);

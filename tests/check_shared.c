@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,28 +28,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define KiB ((off_t)1024)
 #define MiB (1024 * KiB)
 
 /* ---- helpers ---- */
-
-/* Cut (or extend) the file to len from another process: truncate(1),
- * exec'd, so that a checker such as valgrind does not follow it. */
-static void cut_by_other(const char *p, off_t len)
-{
-	char arg[32];
-	snprintf(arg, sizeof arg, "%lld", (long long)len);
-	char *argv[] = { "truncate", "-s", arg, (char *)p, NULL };
-	pid_t pid;
-	fflush(NULL);
-	int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-	ck_assert_msg(rc == 0, "posix_spawnp truncate: %s", strerror(rc));
-	int st;
-	ck_assert_msg(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "truncate -s %s %s: status %#x", arg, p, st);
-}
 
 /* The file p must be byte for byte the file q (the twin). */
 static void same_file(const char *p, const char *q, const char *what)
@@ -141,7 +122,7 @@ START_TEST(test_cut_in_last_page)
 	}
 	ck_assert_int_eq(write(fd, data, c->initial), (ssize_t)c->initial);
 
-	cut_by_other(p, c->cut);
+	tu_truncate_by_other(p, c->cut);
 	ck_assert_int_eq(ftruncate(fd, c->cut), 0);
 
 	ssize_t want, got;
@@ -188,7 +169,7 @@ START_TEST(test_cut_to_length_then_append)
 	mmapfile_t *f = mmapfile_open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(mmapfile_write(f, "0123456789", 10), 10);
-	cut_by_other(p, 10);
+	tu_truncate_by_other(p, 10);
 	ck_assert_int_eq(mmapfile_write(f, "abc", 3), 3);
 	ck_assert_int_eq(mmapfile_sync(f), 0);
 	ck_assert_int_eq(mmapfile_close(f), 0);

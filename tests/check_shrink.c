@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,34 +18,14 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 #define KiB ((off_t)1024)
-
-/* Run a command as another process (exec'd, so that a checker such as
- * valgrind does not follow it) and require it to succeed. */
-static void run_other_process(char *const argv[])
-{
-	pid_t pid;
-	ck_assert_int_eq(posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ), 0);
-	int st = tu_wait(pid);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x", argv[0], st);
-}
-
-/* Shrink the file from another process. */
-static void shrink_in_child(const char *p, off_t size)
-{
-	char len[32];
-	snprintf(len, sizeof len, "%lld", (long long)size);
-	char *argv[] = { "truncate", "-s", len, (char *)p, NULL };
-	run_other_process(argv);
-}
 
 /* Append text to the file from another process, as O_APPEND does. */
 static void append_in_child(const char *p, const char *text)
 {
 	char *argv[] = { "sh", "-c", "printf %s \"$1\" >> \"$2\"", "sh", (char *)text, (char *)p, NULL };
-	run_other_process(argv);
+	tu_run_other(argv);
 }
 
 START_TEST(test_read_after_shrink)
@@ -57,7 +36,7 @@ START_TEST(test_read_after_shrink)
 	ck_assert_ptr_nonnull(f);
 	int fd = open(p, O_RDONLY);
 	ck_assert_int_ge(fd, 0);
-	shrink_in_child(p, 10 * KiB + 7);
+	tu_truncate_by_other(p, 10 * KiB + 7);
 
 	/* On the heap: a deep stack under valgrind cannot always take the
 	 * signal frame the guard's SIGBUS needs. */
@@ -97,7 +76,7 @@ START_TEST(test_read_inside_old_size)
 	tu_make_pattern_file(p, 64 * KiB);
 	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
-	shrink_in_child(p, 0);
+	tu_truncate_by_other(p, 0);
 	unsigned char a[100];
 	ck_assert_int_eq(mmapfile_readat(f, a, sizeof a, 32 * KiB), 0);
 	ck_assert_int_eq(mmapfile_read(f, a, sizeof a), 0);
@@ -117,7 +96,7 @@ START_TEST(test_write_after_shrink)
 	ck_assert_ptr_nonnull(f);
 	int fd = open(q, O_RDWR);
 	ck_assert_int_ge(fd, 0);
-	shrink_in_child(p, 5 * KiB);
+	tu_truncate_by_other(p, 5 * KiB);
 	ck_assert_int_eq(ftruncate(fd, 5 * KiB), 0);
 
 	unsigned char w[3000];
@@ -126,7 +105,7 @@ START_TEST(test_write_after_shrink)
 	for (size_t i = 0; i < 3; i++)
 		ck_assert_int_eq(mmapfile_writeat(f, w, sizeof w, offs[i]), pwrite(fd, w, sizeof w, offs[i]));
 	ck_assert_int_eq(mmapfile_seek(f, 200 * KiB, SEEK_SET), 200 * KiB);
-	shrink_in_child(p, 1 * KiB);
+	tu_truncate_by_other(p, 1 * KiB);
 	ck_assert_int_eq(ftruncate(fd, 1 * KiB), 0);
 	ck_assert_int_eq(mmapfile_write(f, w, 100), pwrite(fd, w, 100, 200 * KiB));
 	ck_assert_int_eq(mmapfile_close(f), 0);
@@ -153,7 +132,7 @@ START_TEST(test_close_after_shrink_keeps_it)
 	tu_fill(w, sizeof w, 3);
 	ck_assert_int_eq(mmapfile_write(f, w, sizeof w), (ssize_t)sizeof w);
 	ck_assert_int_gt(tu_file_size(p), (off_t)sizeof w); /* the reserve is there */
-	shrink_in_child(p, 300);
+	tu_truncate_by_other(p, 300);
 	if (_i)
 		ck_assert_int_eq(mmapfile_sync(f), 0);
 	ck_assert_int_eq(mmapfile_close(f), 0);
@@ -175,7 +154,7 @@ START_TEST(test_shrink_within_last_page)
 	ck_assert_ptr_nonnull(f);
 	int fd = open(p, O_RDONLY);
 	ck_assert_int_ge(fd, 0);
-	shrink_in_child(p, 9000);
+	tu_truncate_by_other(p, 9000);
 	unsigned char *a = malloc(10000), *b = malloc(10000);
 	ck_assert(a && b);
 	ssize_t got = mmapfile_readat(f, a, 10000, 0);

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <spawn.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
@@ -26,6 +27,8 @@ static unsigned next_path;
 static int child_report = -1; /* in a child: its end of the pipe to the parent */
 
 /* Fail the test, or in a child the child (see tu_child_reports_to). */
+extern char **environ;
+
 static void fail_test(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fail_test(const char *fmt, ...)
 {
@@ -231,6 +234,28 @@ void tu_pread_all(int fd, void *buf, size_t n, off_t off)
 			          r < 0 ? strerror(errno) : "end of file");
 		got += (size_t)r;
 	}
+}
+
+void tu_run_other(char *const argv[])
+{
+	pid_t pid;
+	fflush(NULL);
+	int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+	if (rc != 0)
+		fail_test("posix_spawnp %s: %s", argv[0], strerror(rc));
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		fail_test("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_test("%s: status %#x", argv[0], st);
+}
+
+void tu_truncate_by_other(const char *path, off_t len)
+{
+	char arg[32];
+	snprintf(arg, sizeof arg, "%lld", (long long)len);
+	char *argv[] = { "truncate", "-s", arg, (char *)path, NULL };
+	tu_run_other(argv);
 }
 
 void tu_evict(const char *path)

@@ -114,6 +114,13 @@ bool tu_vm_flag(const char *flags, const char *flag);
 
 /* ---- other processes ---- */
 
+/* [child] Run argv (searched in PATH) as another process, exec'd so that a
+ * checker such as valgrind does not follow it; fail unless it exits 0. */
+void tu_run_other(char *const argv[]);
+
+/* [child] Set the file's length to len from another process: truncate(1). */
+void tu_truncate_by_other(const char *path, off_t len);
+
 /* fork(2) with stdio flushed first, failing the test if it fails. */
 pid_t tu_fork(void);
 /* waitpid(2) for the child, failing the test if it fails; the status. */
