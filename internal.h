@@ -141,6 +141,7 @@ struct mmapfile {
 	bool private_map;       /* MAP_PRIVATE: nothing reaches the file */
 	size_t private_file;    /* private: the file's pages at open, mapped from it */
 	bool hugetlb;           /* on hugetlbfs: page is the huge page size */
+	bool thp_default;       /* MADV_HUGEPAGE once the mapping reaches a PMD (map.c) */
 	size_t sys_page;        /* the system's page size */
 	bool populate, lock_all;
 	bool sealable;          /* a memfd that takes seals (memfd.c) */
@@ -310,6 +311,8 @@ MMF_HIDDEN void mmf_unmap(struct mmapfile *f);
  * be done (map_lock exclusive). */
 MMF_HIDDEN bool mmf_go_mapless(struct mmapfile *f, int err);
 MMF_HIDDEN void mmf_update_limit(struct mmapfile *f);
+/* The PMD size of transparent huge pages, or 0 without them. */
+MMF_HIDDEN size_t mmf_pmd_size(void);
 /* Learn growth or shrinking by others; takes map_lock itself. */
 MMF_HIDDEN int mmf_refresh(struct mmapfile *f);
 

@@ -92,11 +92,25 @@ static int sticky_kind(int advice)
 	}
 }
 
+/* The default for a mapping of a PMD or more where the program chose
+ * nothing about huge pages: MADV_HUGEPAGE, or MADV_NOHUGEPAGE once it said
+ * its reads are random (a fault of a huge-advised mapping reads a whole PMD
+ * in).  No one asked for it, so a refusal is no one's error. */
+static void thp_default_advice(struct mmapfile *f)
+{
+	size_t pmd = mmf_pmd_size();
+	if (!f->base || !f->thp_default || !pmd || f->map_len < pmd || f->sticky[MMF_STICKY_HUGE] >= 0)
+		return;
+	bool random = f->sticky[MMF_STICKY_PATTERN] == MMAPFILE_MADV_RANDOM;
+	mmf_sys.madvise(f->base, f->map_len, random ? MMAPFILE_MADV_NOHUGEPAGE : MMAPFILE_MADV_HUGEPAGE);
+}
+
 /* After the mapping grew or moved (map_lock held exclusively): 0, or -1
  * and the first refusal's errno (the rest is given all the same). */
 int mmf_reapply_advice(struct mmapfile *f)
 {
 	int err = 0;
+	thp_default_advice(f);
 	for (int i = 0; i < MMF_STICKY_COUNT; i++)
 		if (f->sticky[i] >= 0 && mmf_sys.madvise(f->base, f->map_len, f->sticky[i]) != 0 && !err)
 			err = errno;
@@ -120,6 +134,8 @@ static int advise_lasting(struct mmapfile *f, int kind, int advice)
 	int rc = f->base ? mmf_sys.madvise(f->base, f->map_len, advice) : advise_nothing(advice);
 	if (rc == 0) {
 		f->sticky[kind] = advice;
+		if (kind == MMF_STICKY_PATTERN)
+			thp_default_advice(f);
 		/* Earlier regions still map the file: the advice holds there too
 		 * (the current one took it, so they can). */
 		for (struct mmf_region *r = f->retired; r; r = r->older)

@@ -197,11 +197,50 @@ static void region_gone(void)
 	atomic_fetch_sub_explicit(&regions_live, 1, memory_order_relaxed);
 }
 
-/* Address space for resv bytes, aligned to the handle's page (a huge page
- * on hugetlbfs); NULL when there is none. */
+/* The kernel's PMD size where it has transparent huge pages (read once);
+ * 0 where it has none. */
+size_t mmf_pmd_size(void)
+{
+	static _Atomic size_t pmd = 1; /* 1: not read yet */
+	size_t v = atomic_load_explicit(&pmd, memory_order_relaxed);
+	if (v != 1)
+		return v;
+	v = 0;
+	char text[32];
+	int fd = mmf_sys.open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", O_RDONLY | O_CLOEXEC, 0);
+	if (fd >= 0) {
+		ssize_t n = mmf_sys.pread(fd, text, sizeof text - 1, 0);
+		if (n > 0) {
+			text[n] = 0;
+			unsigned long long p = strtoull(text, NULL, 10);
+			if (p > 4096 && !(p & (p - 1)) && p <= ((size_t)1 << 30))
+				v = (size_t)p;
+		}
+		mmf_sys.close(fd);
+	}
+	atomic_store_explicit(&pmd, v, memory_order_relaxed);
+	return v;
+}
+
+/* What a region of resv bytes starts on: the huge page on hugetlbfs; a PMD
+ * for a region of a PMD or more, so that file offset k * PMD falls on a PMD
+ * boundary and the kernel can map a PMD-sized folio of the page cache with
+ * one entry (DESIGN.md, "Huge pages"); else a page. */
+static size_t region_align(const struct mmapfile *f, size_t resv)
+{
+	if (f->page > f->sys_page)
+		return f->page;
+	size_t pmd = mmf_pmd_size();
+	return pmd && resv >= pmd ? pmd : f->sys_page;
+}
+
+/* Address space for resv bytes, aligned as region_align says; NULL when
+ * there is none.  The alignment costs a PMD of address space more for a
+ * moment, and two munmap(2)s. */
 static char *reserve_space(struct mmapfile *f, size_t resv)
 {
-	size_t extra = f->page > f->sys_page ? f->page : 0;
+	size_t align = region_align(f, resv);
+	size_t extra = align > f->sys_page ? align : 0;
 	if (resv > SIZE_MAX - extra)
 		return NULL;
 	long live = atomic_load_explicit(&regions_live, memory_order_relaxed);
@@ -215,7 +254,7 @@ static char *reserve_space(struct mmapfile *f, size_t resv)
 		return NULL;
 	atomic_fetch_add_explicit(&regions_live, 1, memory_order_relaxed);
 	if (extra) {
-		uintptr_t a = ((uintptr_t)r + f->page - 1) & ~(uintptr_t)(f->page - 1);
+		uintptr_t a = ((uintptr_t)r + align - 1) & ~(uintptr_t)(align - 1);
 		size_t head = a - (uintptr_t)r;
 		if (head)
 			mmf_sys.munmap(r, head);
@@ -236,6 +275,10 @@ static char *map_region(struct mmapfile *f, size_t want, size_t file_end, size_t
 	size_t max = page_round(f, f->max_size);
 	if (max > resv)
 		resv = max;
+	/* Whole PMDs, so that growth in PMD steps stays in place. */
+	size_t pmd = mmf_pmd_size();
+	if (pmd && resv >= pmd && !f->hugetlb && resv <= SIZE_MAX - pmd)
+		resv = (resv + pmd - 1) & ~(pmd - 1);
 	if (f->max_size && !max) {
 		errno = ENOMEM;
 		return NULL;
@@ -434,6 +477,12 @@ static off_t reserve_target(struct mmapfile *f, off_t end)
 	if (target < end)
 		target = end;
 	target = round_len(f, target);
+	/* Past a PMD, the file ends on a PMD boundary: the page cache can then
+	 * make a PMD-sized folio of its last stretch too (a folio never reaches
+	 * past the end), and it is still less than a step past the write. */
+	off_t pmd = (off_t)mmf_pmd_size();
+	if (pmd && f->thp_default && !f->lock_all && end > pmd && end <= MMF_OFF_MAX - pmd)
+		target = (end + pmd - 1) & ~(pmd - 1);
 	/* Never more than one step past what the write needs. */
 	if (end <= MMF_OFF_MAX - MMF_RESERVE_MAX && target > end + MMF_RESERVE_MAX)
 		target = (end + MMF_RESERVE_MAX) & ~((off_t)f->page - 1);

@@ -357,6 +357,7 @@ struct mmapfile *mmf_handle_new(const char *path, int flags)
 	f->page = f->sys_page = (size_t)sysconf(_SC_PAGESIZE);
 	for (int i = 0; i < MMF_STICKY_COUNT; i++)
 		f->sticky[i] = -1;
+	f->thp_default = true;
 	atomic_init(&f->dirty_lo, MMF_OFF_MAX);
 	return f;
 }
@@ -430,6 +431,7 @@ static int learn_fs(struct mmapfile *f, const struct stat *st)
 	if (f->mapless || st->st_blksize <= 0 || ((size_t)st->st_blksize & ((size_t)st->st_blksize - 1)))
 		return fail_int(EACCES);
 	f->hugetlb = true;
+	f->thp_default = false; /* its pages are huge already */
 	f->page = (size_t)st->st_blksize;
 	atomic_store(&f->no_populate, true);
 	return 0;

@@ -168,6 +168,8 @@ struct mmapfile_options {
 #define MMAPFILE_OPT_POPULATE 0x2u /* fault the pages in at open and after growth */
 #define MMAPFILE_OPT_LOCK     0x4u /* keep the file locked in RAM, also after growth */
 #define MMAPFILE_OPT_HUGEPAGE 0x8u /* transparent huge pages (MADV_HUGEPAGE), kept */
+#define MMAPFILE_OPT_NOHUGEPAGE 0x10u /* none of the default huge pages a mapping of a
+                                       * PMD (2 MiB) or more gets */
 
 MMAPFILE_API mmapfile_t *mmapfile_open_ex(const char *path, int flags, mode_t mode,
                                           const struct mmapfile_options *opts);

@@ -11,7 +11,8 @@ _Static_assert(sizeof(struct mmapfile_options) == MMAPFILE_OPTIONS_SIZE_VER0,
                "the first version's size is part of the ABI");
 
 #define MMF_OPT_KNOWN (MMAPFILE_OPT_PRIVATE | MMAPFILE_OPT_POPULATE | MMAPFILE_OPT_LOCK | \
-                       MMAPFILE_OPT_HUGEPAGE)
+                       MMAPFILE_OPT_HUGEPAGE | MMAPFILE_OPT_NOHUGEPAGE)
+#define MMF_OPT_HUGE_BOTH (MMAPFILE_OPT_HUGEPAGE | MMAPFILE_OPT_NOHUGEPAGE)
 
 /* The struct's size says which version the caller knows: a shorter one
  * gets zeros for the fields it lacks, and a longer one's extra bytes must
@@ -34,7 +35,8 @@ int mmf_options_read(const struct mmapfile_options *in, struct mmapfile_options 
 			return -1;
 		}
 	memcpy(out, in, in->size < sizeof *out ? (size_t)in->size : sizeof *out);
-	if ((out->flags & ~MMF_OPT_KNOWN) || out->prefetch < 0 || out->max_size < 0 ||
+	if ((out->flags & ~MMF_OPT_KNOWN) || (out->flags & MMF_OPT_HUGE_BOTH) == MMF_OPT_HUGE_BOTH ||
+	    out->prefetch < 0 || out->max_size < 0 ||
 	    (out->advice != MMAPFILE_MADV_NORMAL && out->advice != MMAPFILE_MADV_RANDOM &&
 	     out->advice != MMAPFILE_MADV_SEQUENTIAL)) {
 		errno = EINVAL;
@@ -58,6 +60,14 @@ void mmf_options_apply(struct mmapfile *f, const struct mmapfile_options *o)
 		f->sticky[MMF_STICKY_PATTERN] = o->advice;
 	if ((o->flags & MMAPFILE_OPT_HUGEPAGE) && !f->hugetlb)
 		f->sticky[MMF_STICKY_HUGE] = MMAPFILE_MADV_HUGEPAGE;
+	/* An aligned mapping gets PMD entries for PMD-sized folios even
+	 * unadvised: opting out is MADV_NOHUGEPAGE, kept. */
+	if ((o->flags & MMAPFILE_OPT_NOHUGEPAGE) && !f->hugetlb && mmf_pmd_size())
+		f->sticky[MMF_STICKY_HUGE] = MMAPFILE_MADV_NOHUGEPAGE;
+	/* A private handle's written pages are anonymous copies: no advice
+	 * makes the kernel copy a PMD for a byte. */
+	if (f->private_map)
+		f->thp_default = false;
 }
 
 /* Bytes [0, len) rounded to whole pages, limited to what is mapped. */

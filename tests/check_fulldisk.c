@@ -235,6 +235,45 @@ static void after_enospc(mmapfile_t *f, const unsigned char *data, size_t total,
 	check_handle(f, data, total);
 }
 
+/* after_enospc on a file system that may free space after the fact (btrfs
+ * frees what a transaction pinned when the transaction commits): a write
+ * that found no room may find some a moment later.  Such a write must be
+ * whole and in the file; want takes its bytes.  Returns the new size. */
+static size_t after_enospc_late(mmapfile_t *f, unsigned char *want, size_t total, size_t chunk,
+                                size_t room)
+{
+	ck_assert_int_eq(mmapfile_size(f), (off_t)total);
+	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), (off_t)total);
+	unsigned long late = 0;
+	ssize_t r;
+	while ((r = mmapfile_write(f, want + total, chunk)) == (ssize_t)chunk) {
+		total += chunk;
+		late++;
+		ck_assert_uint_le(total + chunk, room);
+	}
+	expect_enospc(r, errno, "the same write again");
+	ck_assert_int_eq(mmapfile_size(f), (off_t)total);
+	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), (off_t)total);
+	if (total >= 10 && mmapfile_writeat(f, "", 0, 0) == 0) { /* not O_APPEND */
+		unsigned char *other = malloc(chunk + 10);
+		ck_assert_ptr_nonnull(other);
+		memset(other, 0xab, chunk + 10);
+		r = mmapfile_writeat(f, other, chunk + 10, (off_t)total - 10);
+		if (r == (ssize_t)(chunk + 10)) {
+			memcpy(want + total - 10, other, chunk + 10);
+			total += chunk;
+			late++;
+		} else {
+			expect_enospc(r, errno, "a write across the end");
+		}
+		free(other);
+	}
+	if (late)
+		printf("fill_dir: %lu writes found room the file system freed after ENOSPC\n", late);
+	check_handle(f, want, total);
+	return total;
+}
+
 /* ---- filling through mmapfile_write ---- */
 
 static const struct fill_case {
@@ -803,7 +842,7 @@ START_TEST(test_fill_dir)
 	ck_assert_uint_gt(total, 0);
 	printf("fill_dir%s: ENOSPC after %zu bytes, %lld bytes free by statvfs\n",
 	       _i ? " (O_APPEND)" : "", total, (long long)free_bytes(dir));
-	after_enospc(f, data, total, chunk);
+	total = after_enospc_late(f, data, total, chunk, room);
 	sync_full(f);
 	check_handle(f, data, total);
 

@@ -331,6 +331,18 @@ bool tu_may_lock(size_t n)
 	return rc == 0;
 }
 
+size_t tu_pmd_size(void)
+{
+	FILE *fp = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
+	unsigned long long v = 0;
+	if (fp) {
+		if (fscanf(fp, "%llu", &v) != 1)
+			v = 0;
+		fclose(fp);
+	}
+	return (size_t)v;
+}
+
 int tu_read_vmas(struct tu_vma **out)
 {
 	FILE *fp = fopen("/proc/self/smaps", "re");
@@ -369,6 +381,10 @@ int tu_read_vmas(struct tu_vma **out)
 				k = sizeof v[n - 1].flags - 1;
 			memcpy(v[n - 1].flags, line + 8, k);
 			v[n - 1].flags[k] = '\0';
+		} else if (n > 0 && sscanf(line, "Rss: %ld kB", &kb) == 1) {
+			v[n - 1].rss_kb = kb;
+		} else if (n > 0 && sscanf(line, "FilePmdMapped: %ld kB", &kb) == 1) {
+			v[n - 1].pmd_kb = kb;
 		} else if (n > 0 && (sscanf(line, "Shared_Dirty: %ld kB", &kb) == 1 ||
 		                     sscanf(line, "Private_Dirty: %ld kB", &kb) == 1)) {
 			v[n - 1].dirty_kb += kb;

@@ -100,12 +100,17 @@ struct tu_vma {
 	unsigned long inode;           /* 0 for anonymous memory */
 	char *path;                    /* "" when none */
 	long dirty_kb;                 /* Shared_Dirty + Private_Dirty */
+	long rss_kb;                   /* Rss */
+	long pmd_kb;                   /* FilePmdMapped: file pages mapped by PMD entries */
 	char flags[256];               /* what follows "VmFlags:" (" rd wr sh ...") */
 };
 /* [child] Every VMA of the process, in address order (*out malloc'd: give
  * it to tu_free_vmas); returns how many. */
 int tu_read_vmas(struct tu_vma **out);
 void tu_free_vmas(struct tu_vma *v, int n);
+/* The kernel's PMD size for transparent huge pages, read independently of
+ * the library; 0 without them. */
+size_t tu_pmd_size(void);
 /* [child] The VMA that holds address p (its path left NULL); false when
  * none does. */
 bool tu_find_vma(const void *p, struct tu_vma *out);
