@@ -96,6 +96,8 @@ struct mmf_region {
  * exclusively by whatever changes the mapping or the file's length, and
  * shared by the copies that do not take the lock-free path (mmapfile.c).
  * Order: pos_lock, then map_lock. */
+struct mmf_touch; /* touch.c */
+
 struct mmapfile {
 	int fd;
 	int fd_flags;           /* F_SETFL flags the descriptor should have; -1 for memfds */
@@ -116,6 +118,7 @@ struct mmapfile {
 	struct mmf_view *views; /* every view published, freed at close */
 	_Atomic unsigned lazy_reads; /* reads before a small file is mapped */
 	_Atomic bool end_reached; /* a read ended at the size: mmapfile_size asks the file */
+	_Atomic(struct mmf_touch *) touch; /* how large reads have read the file (touch.c) */
 	_Atomic off_t populated;  /* the reserve is faulted in below this */
 	_Atomic bool no_populate; /* the kernel lacks MADV_POPULATE_WRITE */
 	int prot;
@@ -384,6 +387,13 @@ MMF_HIDDEN ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off
 MMF_HIDDEN ssize_t mmf_writeat(struct mmapfile *f, const void *buf, size_t n, off_t *at, bool append);
 /* A write at the cursor (at the end when append), moving it past the bytes. */
 MMF_HIDDEN ssize_t mmf_cursor_write(struct mmapfile *f, const void *buf, size_t n, bool append);
+
+/* touch.c: whether a read of n bytes at off (n >= MMF_KERNEL_READ_MIN, the
+ * size as read under map_lock) goes through pread(2) instead of the
+ * mapping; records the choice.  Smaller reads always take the mapping. */
+#define MMF_KERNEL_READ_MIN ((size_t)64 << 10)
+MMF_HIDDEN bool mmf_read_by_kernel(struct mmapfile *f, off_t off, size_t n, off_t size);
+MMF_HIDDEN void mmf_touch_free(struct mmapfile *f);
 
 /* sync.c */
 MMF_HIDDEN int mmf_sync_write(struct mmapfile *f, off_t off, size_t len);

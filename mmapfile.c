@@ -318,6 +318,7 @@ static void handle_free(struct mmapfile *f)
 		f->held = h->next;
 		free(h);
 	}
+	mmf_touch_free(f);
 	pthread_mutex_destroy(&f->pos_lock);
 	pthread_mutex_destroy(&f->flush_lock);
 	pthread_rwlock_destroy(&f->map_lock);
@@ -584,8 +585,9 @@ static ssize_t pread_size(struct mmapfile *f, void *buf, size_t n, off_t off)
 	return r;
 }
 
-static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off, bool *faulted,
-                             bool *short_read)
+/* kernel: a large read that may go through pread(2) (touch.c says). */
+static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off, bool kernel,
+                             bool *faulted, bool *short_read)
 {
 	mmf_rdlock(f);
 	off_t size = mmf_size(f);
@@ -614,7 +616,7 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 		size = mmf_size(f);
 	}
 	ssize_t k = 0;
-	if (f->mapless || !f->base) {
+	if (f->mapless || !f->base || (kernel && mmf_read_by_kernel(f, off, n, size))) {
 		k = pread_size(f, buf, n, off);
 		/* Short of the size: another process cut the file. */
 		*short_read = k >= 0 && (size_t)k < n && off + k < size;
@@ -641,13 +643,14 @@ static void map_if_used(struct mmapfile *f)
 }
 
 /* The locked path, out of line so that the lock-free one stays short. */
-static __attribute__((noinline)) ssize_t readat_slow(struct mmapfile *f, void *buf, size_t n, off_t off)
+static __attribute__((noinline)) ssize_t readat_slow(struct mmapfile *f, void *buf, size_t n, off_t off,
+                                                     bool kernel)
 {
 	ssize_t k;
 	if (!atomic_load_explicit(&f->view, memory_order_relaxed) && !f->mapless)
 		map_if_used(f);
 	bool faulted = false, short_read = false;
-	k = readat_mapped(f, buf, n, off, &faulted, &short_read);
+	k = readat_mapped(f, buf, n, off, kernel, &faulted, &short_read);
 	if (short_read && mmf_refresh(f) != 0)
 		return -1;
 	if (!faulted)
@@ -662,10 +665,14 @@ static __attribute__((noinline)) ssize_t readat_slow(struct mmapfile *f, void *b
 	return k;
 }
 
+/* A large read may be cheaper through pread(2) (touch.c): it takes the
+ * locked path, which decides under map_lock. */
 ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
+	if (n >= MMF_KERNEL_READ_MIN && !f->private_map && !f->hugetlb)
+		return readat_slow(f, buf, n, off, true);
 	ssize_t k = read_fast(f, buf, n, off, FAST_MAY_CALL);
-	return k >= 0 ? k : readat_slow(f, buf, n, off);
+	return k >= 0 ? k : readat_slow(f, buf, n, off, false);
 }
 
 static ssize_t pwrite_all(struct mmapfile *f, const char *buf, size_t n, off_t off)

@@ -9,6 +9,7 @@
  * See bench/README.md for the workloads, the ratios and the goals.
  */
 #define _GNU_SOURCE
+#include "costs.h"
 #include "mmapfile.h"
 
 #include <dirent.h>
@@ -1488,6 +1489,7 @@ static struct {
 	char date[32];
 	unsigned long long mem_mib;
 	double load[2]; /* 1-minute load average at the start and at the end */
+	struct machine_costs costs;
 } machine;
 
 static double loadavg(void)
@@ -1623,6 +1625,12 @@ static void print_json(void)
 	json_str(machine.date);
 	fprintf(jf, ", \"loadavg_start\": %.2f, \"loadavg_end\": %.2f},\n", machine.load[0],
 	        machine.load[1]);
+	const struct machine_costs *k = &machine.costs;
+	fprintf(jf, "  \"costs\": {\"syscall_ns\": %.1f, \"pte_touch_ns\": %.1f, \"pmd_touch_ns\": %.1f, "
+	        "\"pmd_size\": %zu, \"pmd_mapped_kb\": %ld, \"probe_kb\": %ld, \"thp\": ",
+	        k->syscall_ns, k->pte_touch_ns, k->pmd_touch_ns, k->pmd_size, k->pmd_kb, k->probe_kb);
+	json_str(k->thp);
+	fprintf(jf, "},\n");
 	fprintf(jf, "  \"config\": {\"rounds\": %d, \"warmup_rounds\": %d, \"scale\": %g, \"order\": "
 	       "\"A B A B ...\", \"statistic\": \"median\", \"clock\": \"CLOCK_MONOTONIC\", "
 	       "\"io_uring\": %s},\n",
@@ -1745,6 +1753,14 @@ static void print_table(void)
 	       "start, %.2f at the end\n",
 	       machine.cpu, machine.cores, machine.mem_mib, machine.kernel, machine.fstype,
 	       gnu_get_libc_version(), machine.load[0], machine.load[1]);
+	const struct machine_costs *k = &machine.costs;
+	printf("costs: system call %.0f ns; first touch of a cached page %.0f ns through a 4 KiB PTE, ",
+	       k->syscall_ns, k->pte_touch_ns);
+	if (k->pmd_touch_ns >= 0)
+		printf("%.0f ns PMD-mapped (%ld of %ld KiB got PMD entries); THP %s, PMD %zu KiB\n",
+		       k->pmd_touch_ns, k->pmd_kb, k->probe_kb, k->thp, k->pmd_size >> 10);
+	else
+		printf("no transparent huge pages\n");
 	printf("%d rounds (A B A B ...)%s, median per contender; spread = (slowest - fastest) / median; "
 	       "scale %g\n\n",
 	       opt.rounds, opt.warmup ? " after one warm-up round" : "", opt.scale);
@@ -1938,6 +1954,7 @@ int main(int argc, char **argv)
 	signal(SIGHUP, on_signal);
 
 	gather_machine();
+	measure_costs(workdir, &machine.costs);
 	pool = xmalloc(POOL_MAIN + POOL_PAD);
 	uint64_t seed = opt.seed ^ 0x5eed;
 	for (size_t i = 0; i < POOL_MAIN; i += 8) {

@@ -1,0 +1,91 @@
+/* touch.c - which way a large read goes: through the mapping, or through
+ * pread(2) into the same page cache.
+ *
+ * Through the mapping, a read's first touch of each page behind a 4 KiB PTE
+ * costs a fault, and on some machines far more than the copy: 1.6-2 us a
+ * page on the AMD EPYC VM (DESIGN.md, "The cheaper path per call"), eight
+ * times what pread(2) takes for the same MiB.  A page touched once costs
+ * nothing more.  So the handle keeps, per 64 KiB of the file, whether it has
+ * read it and how: a large read of a stretch it has not read goes through
+ * pread(2); a stretch read a second time goes through the mapping (a program
+ * that reads it again is likely to go on reading it), and from then on
+ * always does. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#define MMF_TOUCH_SHIFT 16
+/* Past this many chunks (16 TiB) nothing is recorded: the mapping. */
+#define MMF_TOUCH_MAX ((size_t)1 << 28)
+
+enum { UNREAD = 0, READ_ONCE = 1, MAPPED = 2 };
+
+struct mmf_touch {
+	size_t n;                 /* chunks covered */
+	struct mmf_touch *older;  /* smaller tables, freed at close */
+	_Atomic unsigned char state[];
+};
+
+/* The table covering chunk last, grown geometrically.  Threads may grow it
+ * at once: one table wins, and a state set in an older one meanwhile may be
+ * lost, which costs a read through the other path, never a wrong byte. */
+static struct mmf_touch *table_for(struct mmapfile *f, size_t last)
+{
+	struct mmf_touch *t = atomic_load_explicit(&f->touch, memory_order_acquire);
+	while (!t || last >= t->n) {
+		size_t old_n = t ? t->n : 0;
+		size_t n = last + 1 > 2 * old_n ? last + 1 : 2 * old_n;
+		size_t file = (size_t)((uint64_t)f->file_len >> MMF_TOUCH_SHIFT) + 1;
+		if (n < file && file <= MMF_TOUCH_MAX)
+			n = file;
+		struct mmf_touch *nt = calloc(1, sizeof *nt + n);
+		if (!nt)
+			return NULL;
+		nt->n = n;
+		nt->older = t;
+		for (size_t i = 0; i < old_n; i++)
+			atomic_store_explicit(&nt->state[i],
+			                      atomic_load_explicit(&t->state[i], memory_order_relaxed),
+			                      memory_order_relaxed);
+		if (atomic_compare_exchange_strong_explicit(&f->touch, &t, nt, memory_order_acq_rel,
+		                                            memory_order_acquire))
+			return nt;
+		free(nt);
+	}
+	return t;
+}
+
+bool mmf_read_by_kernel(struct mmapfile *f, off_t off, size_t n, off_t size)
+{
+	/* A private handle's bytes are in its mapping alone; hugetlbfs pages
+	 * are huge (one fault a huge page) and it has no write(2) to match. */
+	if (n < MMF_KERNEL_READ_MIN || off >= size || f->private_map || f->hugetlb || f->mapless)
+		return false;
+	off_t end = (off_t)n < size - off ? off + (off_t)n : size;
+	size_t first = (size_t)((uint64_t)off >> MMF_TOUCH_SHIFT);
+	size_t last = (size_t)((uint64_t)(end - 1) >> MMF_TOUCH_SHIFT);
+	if (last >= MMF_TOUCH_MAX)
+		return false;
+	struct mmf_touch *t = table_for(f, last);
+	if (!t)
+		return false;
+	bool unread = false;
+	for (size_t i = first; i <= last && !unread; i++)
+		unread = atomic_load_explicit(&t->state[i], memory_order_relaxed) == UNREAD;
+	unsigned char to = unread ? READ_ONCE : MAPPED;
+	for (size_t i = first; i <= last; i++)
+		if (atomic_load_explicit(&t->state[i], memory_order_relaxed) < to)
+			atomic_store_explicit(&t->state[i], to, memory_order_relaxed);
+	return unread;
+}
+
+void mmf_touch_free(struct mmapfile *f)
+{
+	struct mmf_touch *t = atomic_load_explicit(&f->touch, memory_order_relaxed);
+	while (t) {
+		struct mmf_touch *older = t->older;
+		free(t);
+		t = older;
+	}
+	atomic_store_explicit(&f->touch, NULL, memory_order_relaxed);
+}
