@@ -119,6 +119,13 @@ struct mmapfile {
 	_Atomic unsigned lazy_reads; /* reads before a small file is mapped */
 	_Atomic bool end_reached; /* a read ended at the size: mmapfile_size asks the file */
 	_Atomic(struct mmf_touch *) touch; /* how large reads have read the file (touch.c) */
+	struct {                  /* random reads past memory (touch.c) */
+		_Atomic off_t read_end;  /* where the last read ended */
+		_Atomic unsigned reads;  /* random reads seen */
+		_Atomic unsigned next, gap; /* the next one sampled with mincore, and after it */
+		_Atomic unsigned warm, seq; /* samples in memory, sequential reads, in a row */
+		_Atomic bool cold;       /* random and past memory: pread, RANDOM advice */
+	} pattern;
 	_Atomic off_t populated;  /* the reserve is faulted in below this */
 	_Atomic bool no_populate; /* the kernel lacks MADV_POPULATE_WRITE */
 	int prot;
@@ -394,6 +401,9 @@ MMF_HIDDEN ssize_t mmf_cursor_write(struct mmapfile *f, const void *buf, size_t 
 #define MMF_KERNEL_READ_MIN ((size_t)64 << 10)
 MMF_HIDDEN bool mmf_read_by_kernel(struct mmapfile *f, off_t off, size_t n, off_t size);
 MMF_HIDDEN void mmf_touch_free(struct mmapfile *f);
+/* touch.c: whether a read of n bytes at off is a random one past memory,
+ * which goes through pread(2); called for every read mmf_readat sees. */
+MMF_HIDDEN bool mmf_read_cold(struct mmapfile *f, off_t off, size_t n);
 
 /* sync.c */
 MMF_HIDDEN int mmf_sync_write(struct mmapfile *f, off_t off, size_t len);
@@ -407,5 +417,7 @@ MMF_HIDDEN void mmf_flush_release(struct mmapfile *f);
 
 /* madvise.c */
 MMF_HIDDEN int mmf_reapply_advice(struct mmapfile *f);
+/* After pattern.cold changed: the advice that goes with it (takes map_lock). */
+MMF_HIDDEN void mmf_advise_cold(struct mmapfile *f);
 
 #endif

@@ -92,6 +92,14 @@ static int sticky_kind(int advice)
 	}
 }
 
+/* Reads found random and past memory (touch.c), where the program chose no
+ * pattern: RANDOM, and no huge pages (a fault of a huge-advised mapping
+ * reads a whole PMD in, whatever the pattern), for as long as they are. */
+static bool auto_random(const struct mmapfile *f)
+{
+	return f->sticky[MMF_STICKY_PATTERN] < 0 && atomic_load_explicit(&f->pattern.cold, memory_order_relaxed);
+}
+
 /* The default for a mapping of a PMD or more where the program chose
  * nothing about huge pages: MADV_HUGEPAGE, or MADV_NOHUGEPAGE once it said
  * its reads are random (a fault of a huge-advised mapping reads a whole PMD
@@ -101,7 +109,7 @@ static void thp_default_advice(struct mmapfile *f)
 	size_t pmd = mmf_pmd_size();
 	if (!f->base || !f->thp_default || !pmd || f->map_len < pmd || f->sticky[MMF_STICKY_HUGE] >= 0)
 		return;
-	bool random = f->sticky[MMF_STICKY_PATTERN] == MMAPFILE_MADV_RANDOM;
+	bool random = f->sticky[MMF_STICKY_PATTERN] == MMAPFILE_MADV_RANDOM || auto_random(f);
 	mmf_sys.madvise(f->base, f->map_len, random ? MMAPFILE_MADV_NOHUGEPAGE : MMAPFILE_MADV_HUGEPAGE);
 }
 
@@ -114,9 +122,21 @@ int mmf_reapply_advice(struct mmapfile *f)
 	for (int i = 0; i < MMF_STICKY_COUNT; i++)
 		if (f->sticky[i] >= 0 && mmf_sys.madvise(f->base, f->map_len, f->sticky[i]) != 0 && !err)
 			err = errno;
+	if (auto_random(f)) /* the library's own: no one's error */
+		mmf_sys.madvise(f->base, f->map_len, MMAPFILE_MADV_RANDOM);
 	if (err)
 		errno = err;
 	return err ? -1 : 0;
+}
+
+void mmf_advise_cold(struct mmapfile *f)
+{
+	mmf_rdlock(f);
+	if (f->base && f->sticky[MMF_STICKY_PATTERN] < 0) {
+		mmf_sys.madvise(f->base, f->map_len, auto_random(f) ? MMAPFILE_MADV_RANDOM : MMAPFILE_MADV_NORMAL);
+		thp_default_advice(f);
+	}
+	mmf_unlock(f);
 }
 
 /* The kernel's verdict on the advice alone: a zero-length range is accepted

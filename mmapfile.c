@@ -585,20 +585,27 @@ static ssize_t pread_size(struct mmapfile *f, void *buf, size_t n, off_t off)
 	return r;
 }
 
-/* kernel: a large read that may go through pread(2) (touch.c says). */
-static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off, bool kernel,
+/* How a read goes (touch.c): through the mapping, through pread(2), or as
+ * the record of large reads says. */
+enum { ROUTE_MAP, ROUTE_KERNEL, ROUTE_ASK };
+
+static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off, int route,
                              bool *faulted, bool *short_read)
 {
 	mmf_rdlock(f);
 	off_t size = mmf_size(f);
-	if ((off_t)n == size - off) {
-		/* Reaching the end exactly: the bytes are known, and the size is
-		 * learned when it is next asked for (mmapfile_size), which saves
-		 * the system call where nothing asks (open, read, close). */
+	/* pread(2) answers from the file itself: a cut shows as a short count. */
+	bool by_kernel = f->mapless || !f->base || route == ROUTE_KERNEL ||
+	                 (route == ROUTE_ASK && mmf_read_by_kernel(f, off, n, size));
+	if ((off_t)n == size - off && by_kernel) {
+		/* Reaching the end exactly through pread: the size is learned
+		 * when it is next asked for (mmapfile_size), which saves the
+		 * system call where nothing asks (open, read, close). */
 		atomic_store_explicit(&f->end_reached, true, memory_order_relaxed);
-	} else if ((off_t)n > size - off) {
-		/* Asking past the end: ask the file whether another process grew
-		 * or shrank it. */
+	} else if ((off_t)n >= size - off) {
+		/* Reaching or passing the end through the mapping: ask the file
+		 * whether another process grew or shrank it (a cut inside the
+		 * last page leaves that page mapped, with no fault to tell). */
 		mmf_unlock(f);
 		if (mmf_refresh(f) != 0)
 			return -1;
@@ -616,7 +623,7 @@ static ssize_t readat_mapped(struct mmapfile *f, void *buf, size_t n, off_t off,
 		size = mmf_size(f);
 	}
 	ssize_t k = 0;
-	if (f->mapless || !f->base || (kernel && mmf_read_by_kernel(f, off, n, size))) {
+	if (by_kernel || f->mapless || !f->base) {
 		k = pread_size(f, buf, n, off);
 		/* Short of the size: another process cut the file. */
 		*short_read = k >= 0 && (size_t)k < n && off + k < size;
@@ -644,15 +651,25 @@ static void map_if_used(struct mmapfile *f)
 
 /* The locked path, out of line so that the lock-free one stays short. */
 static __attribute__((noinline)) ssize_t readat_slow(struct mmapfile *f, void *buf, size_t n, off_t off,
-                                                     bool kernel)
+                                                     int route)
 {
 	ssize_t k;
 	if (!atomic_load_explicit(&f->view, memory_order_relaxed) && !f->mapless)
 		map_if_used(f);
 	bool faulted = false, short_read = false;
-	k = readat_mapped(f, buf, n, off, kernel, &faulted, &short_read);
-	if (short_read && mmf_refresh(f) != 0)
-		return -1;
+	k = readat_mapped(f, buf, n, off, route, &faulted, &short_read);
+	if (short_read) {
+		if (mmf_refresh(f) != 0)
+			return -1;
+		/* Learning the cut wrote again what this handle had written
+		 * past it inside the cut's page (DESIGN.md, "Faults"): those
+		 * bytes are the file's now, as write(2) would have made them. */
+		mmf_rdlock(f);
+		ssize_t more = off + k < mmf_size(f) ? pread_size(f, (char *)buf + k, n - (size_t)k, off + k) : 0;
+		mmf_unlock(f);
+		if (more > 0)
+			k += more;
+	}
 	if (!faulted)
 		return k;
 	if (mmf_recover(f) != 0)
@@ -665,14 +682,17 @@ static __attribute__((noinline)) ssize_t readat_slow(struct mmapfile *f, void *b
 	return k;
 }
 
-/* A large read may be cheaper through pread(2) (touch.c): it takes the
- * locked path, which decides under map_lock. */
+/* A random read past memory goes through pread(2), and a large read may be
+ * cheaper that way (touch.c): both take the locked path, which decides the
+ * second under map_lock. */
 ssize_t mmf_readat(struct mmapfile *f, void *buf, size_t n, off_t off)
 {
+	if (mmf_read_cold(f, off, n))
+		return readat_slow(f, buf, n, off, ROUTE_KERNEL);
 	if (n >= MMF_KERNEL_READ_MIN && !f->private_map && !f->hugetlb)
-		return readat_slow(f, buf, n, off, true);
+		return readat_slow(f, buf, n, off, ROUTE_ASK);
 	ssize_t k = read_fast(f, buf, n, off, FAST_MAY_CALL);
-	return k >= 0 ? k : readat_slow(f, buf, n, off, false);
+	return k >= 0 ? k : readat_slow(f, buf, n, off, ROUTE_MAP);
 }
 
 static ssize_t pwrite_all(struct mmapfile *f, const char *buf, size_t n, off_t off)

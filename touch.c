@@ -89,3 +89,86 @@ void mmf_touch_free(struct mmapfile *f)
 	}
 	atomic_store_explicit(&f->touch, NULL, memory_order_relaxed);
 }
+
+/* Random reads past memory.  Through the mapping, a random read of a page
+ * not in memory is a fault that reads in the kernel's read-around, a whole
+ * PMD where the mapping has huge pages; pread(2) reads in about the page (the
+ * kernel's readahead sees the pattern).  So random reads sample whether their
+ * pages are in memory with mincore(2): the first one, and then every gap-th,
+ * the gap doubling while samples find the pages there (up to
+ * MMF_SAMPLE_GAP_MAX, so that a warm file pays one call in a thousand reads)
+ * and back to MMF_SAMPLE_GAP once one does not.  A sample not in memory makes
+ * the handle cold: random reads go through pread(2), and the mapping is
+ * advised RANDOM without huge pages (madvise.c), for the small reads that
+ * still take it.  MMF_WARM_SAMPLES samples in memory in a row, or
+ * MMF_SEQ_READS sequential reads in a row, make it warm again. */
+#define MMF_SAMPLE_GAP 8u
+#define MMF_SAMPLE_GAP_MAX 1024u
+#define MMF_WARM_SAMPLES 4u
+#define MMF_SEQ_READS 16u
+#define MMF_SAMPLE_PAGES 16u
+
+/* 1: every page of the read (its first MMF_SAMPLE_PAGES) is in memory; 0:
+ * one is not; -1: cannot tell. */
+static int in_memory(struct mmapfile *f, off_t off, size_t n)
+{
+	unsigned char vec[MMF_SAMPLE_PAGES];
+	int res = -1;
+	mmf_rdlock(f);
+	off_t start = off & ~(off_t)(f->page - 1);
+	size_t len = n + (size_t)(off - start);
+	if (len > MMF_SAMPLE_PAGES * f->page)
+		len = MMF_SAMPLE_PAGES * f->page;
+	if (f->base && (uint64_t)start + len <= f->map_len &&
+	    mmf_sys.mincore(f->base + start, len, vec) == 0) {
+		res = 1;
+		for (size_t i = 0; i < (len + f->page - 1) / f->page; i++)
+			if (!(vec[i] & 1))
+				res = 0;
+	}
+	mmf_unlock(f);
+	return res;
+}
+
+static void set_cold(struct mmapfile *f, bool cold)
+{
+	if (atomic_exchange_explicit(&f->pattern.cold, cold, memory_order_relaxed) == cold)
+		return;
+	atomic_store_explicit(&f->pattern.warm, 0, memory_order_relaxed);
+	atomic_store_explicit(&f->pattern.seq, 0, memory_order_relaxed);
+	mmf_advise_cold(f);
+}
+
+bool mmf_read_cold(struct mmapfile *f, off_t off, size_t n)
+{
+	if (f->private_map || f->hugetlb || f->mapless || !atomic_load_explicit(&f->view, memory_order_relaxed))
+		return false;
+	/* Threads racing here only mislabel a read: no lock, no locked
+	 * instruction on the way of every read. */
+	off_t last = atomic_load_explicit(&f->pattern.read_end, memory_order_relaxed);
+	atomic_store_explicit(&f->pattern.read_end, off + (off_t)n, memory_order_relaxed);
+	bool cold = atomic_load_explicit(&f->pattern.cold, memory_order_relaxed);
+	if (off == last) {
+		if (cold && atomic_fetch_add_explicit(&f->pattern.seq, 1, memory_order_relaxed) + 1 >= MMF_SEQ_READS)
+			set_cold(f, false);
+		return false;
+	}
+	atomic_store_explicit(&f->pattern.seq, 0, memory_order_relaxed);
+	unsigned k = atomic_fetch_add_explicit(&f->pattern.reads, 1, memory_order_relaxed);
+	if ((int)(k - atomic_load_explicit(&f->pattern.next, memory_order_relaxed)) < 0)
+		return cold;
+	int res = in_memory(f, off, n);
+	unsigned gap = atomic_load_explicit(&f->pattern.gap, memory_order_relaxed);
+	if (res == 0) {
+		gap = MMF_SAMPLE_GAP;
+		set_cold(f, cold = true);
+		atomic_store_explicit(&f->pattern.warm, 0, memory_order_relaxed);
+	} else if (res == 1) {
+		gap = cold || gap < MMF_SAMPLE_GAP ? MMF_SAMPLE_GAP : gap < MMF_SAMPLE_GAP_MAX ? 2 * gap : gap;
+		if (cold && atomic_fetch_add_explicit(&f->pattern.warm, 1, memory_order_relaxed) + 1 >= MMF_WARM_SAMPLES)
+			set_cold(f, cold = false);
+	}
+	atomic_store_explicit(&f->pattern.gap, gap, memory_order_relaxed);
+	atomic_store_explicit(&f->pattern.next, k + (gap ? gap : MMF_SAMPLE_GAP), memory_order_relaxed);
+	return cold;
+}

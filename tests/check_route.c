@@ -218,6 +218,72 @@ START_TEST(test_private)
 }
 END_TEST
 
+/* Whether the VMA at p carries the flag (smaps VmFlags). */
+static bool vma_flag(const char *p, const char *flag)
+{
+	struct tu_vma v;
+	ck_assert(tu_find_vma(p, &v));
+	return tu_vm_flag(v.flags, flag);
+}
+
+/* n random 4 KiB readat calls (never at 0, where a first read would count
+ * as sequential), each compared with pread(2) of the same bytes. */
+static void random_reads(mmapfile_t *f, int fd, size_t size, int n, uint64_t *seed)
+{
+	unsigned char got[4096], want[4096];
+	for (int i = 0; i < n; i++) {
+		off_t off = (off_t)(1 + tu_rand(seed) % (size / 4096 - 1)) * 4096;
+		ck_assert_int_eq(mmapfile_readat(f, got, sizeof got, off), (ssize_t)sizeof got);
+		ck_assert_int_eq(pread(fd, want, sizeof want, off), (ssize_t)sizeof want);
+		ck_assert_msg(memcmp(got, want, sizeof got) == 0, "random read at %lld differs", (long long)off);
+	}
+}
+
+/* Random reads of pages not in memory go through pread(2), with the mapping
+ * advised RANDOM and no huge pages; once the file is in memory again they
+ * go back to the mapping and its advice to the default. */
+START_TEST(test_random_past_memory)
+{
+	const char *p = tu_path("r");
+	const size_t size = 32 * MiB;
+	free(tu_make_file(p, size, 26, true));
+	tu_evict(p);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
+	ck_assert_ptr_nonnull(f);
+	off_t resident = mmapfile_resident(f, 0, 0);
+	ck_assert_int_ge(resident, 0);
+	if (resident > (off_t)size / 2) {
+		printf("SKIPPED: random_past_memory: the file system keeps the file in memory "
+		       "(%lld of %zu bytes after eviction)\n", (long long)resident, size);
+		mmapfile_close(f);
+		close(fd);
+		return;
+	}
+	const char *base = base_of(f);
+	uint64_t seed = 27;
+	random_reads(f, fd, size, 64, &seed);
+	ck_assert_msg(vma_flag(base, "rr"), "random reads past memory: the mapping is not advised RANDOM");
+	if (tu_pmd_size())
+		ck_assert_msg(vma_flag(base, "nh"), "random reads past memory: huge pages not turned off");
+	long kb = mapped_kb(base, size);
+	ck_assert_msg(kb == 0, "random reads past memory: %ld KiB mapped, want none (pread)", kb);
+
+	/* The file in memory again: back to the mapping and the default. */
+	unsigned char *all = tu_read_file(p, &(size_t){ 0 });
+	free(all);
+	random_reads(f, fd, size, 128, &seed);
+	ck_assert_msg(!vma_flag(base, "rr"), "random reads in memory: the mapping still advised RANDOM");
+	if (tu_pmd_size())
+		ck_assert_msg(vma_flag(base, "hg"), "random reads in memory: the huge-page default not back");
+	kb = mapped_kb(base, size);
+	ck_assert_msg(kb > 0, "random reads in memory: nothing mapped, want the mapping");
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	close(fd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("route");
@@ -227,6 +293,7 @@ int main(void)
 	tcase_add_test(tc, test_cut_by_other);
 	tcase_add_test(tc, test_own_writes_and_reserve);
 	tcase_add_test(tc, test_private);
+	tcase_add_test(tc, test_random_past_memory);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -169,6 +169,49 @@ START_TEST(test_shrink_within_last_page)
 }
 END_TEST
 
+/* A cut inside the last page leaves that page mapped, with no fault to
+ * tell: a read that reaches the handle's end asks the file, so it answers
+ * as read(2) does, also after the other process appends again.  _i: the
+ * handle reads with readat, read at the cursor; read-only, read-write. */
+START_TEST(test_read_to_end_after_cut_in_page)
+{
+	const char *p = tu_path("f");
+	const off_t size = 64 * KiB + 100, cut = 64 * KiB + 50; /* mapped at open */
+	tu_make_pattern_file(p, size);
+	mmapfile_t *f = mmapfile_open(p, _i & 2 ? O_RDWR : O_RDONLY, 0);
+	ck_assert_ptr_nonnull(f);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	tu_truncate_by_other(p, cut);
+	append_in_child(p, "xy");
+	char a[128], b[128];
+	struct { off_t off; size_t n; } reads[] = {
+		{ size - 1, 1 },      /* the last byte the handle knew of */
+		{ size - 100, 100 },  /* up to its end, from before the cut */
+		{ cut, (size_t)(size - cut) }, /* the bytes appended, then the end */
+	};
+	for (size_t k = 0; k < sizeof reads / sizeof reads[0]; k++) {
+		memset(a, 0x55, sizeof a);
+		ssize_t got;
+		if (_i & 1) {
+			ck_assert_int_eq(mmapfile_seek(f, reads[k].off, SEEK_SET), reads[k].off);
+			got = mmapfile_read(f, a, reads[k].n);
+		} else {
+			got = mmapfile_readat(f, a, reads[k].n, reads[k].off);
+		}
+		ssize_t want = pread(fd, b, reads[k].n, reads[k].off);
+		ck_assert_msg(got == want, "read of %zu at %lld: %zd, read(2) %zd", reads[k].n,
+		              (long long)reads[k].off, got, want);
+		if (want > 0)
+			ck_assert_mem_eq(a, b, (size_t)want);
+		ck_assert_int_eq(mmapfile_size(f), cut + 2);
+	}
+	close(fd);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	ck_assert_int_eq(tu_file_size(p), cut + 2);
+}
+END_TEST
+
 /* Another process appends while this handle has no reserve (after a sync):
  * an O_APPEND write lands after what it appended, as write(2) would. */
 START_TEST(test_append_after_foreign_append)
@@ -426,6 +469,7 @@ int main(void)
 	tcase_add_test(tc, test_write_after_shrink);
 	tcase_add_loop_test(tc, test_close_after_shrink_keeps_it, 0, 2);
 	tcase_add_loop_test(tc, test_shrink_within_last_page, 0, 2);
+	tcase_add_loop_test(tc, test_read_to_end_after_cut_in_page, 0, 4);
 	tcase_add_test(tc, test_append_after_foreign_append);
 	tcase_add_loop_test(tc, test_close_keeps_foreign_append, 0, 2);
 	tcase_add_test(tc, test_churn);
