@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #define PROBE_LEN ((size_t)64 << 20)
+/* write(2) in chunks of a PMD: on ext4 the page cache then makes PMD-sized
+ * folios (in 1 MiB chunks it makes none, and nothing can map it by PMD). */
+#define PROBE_CHUNK ((size_t)2 << 20)
 
 static uint64_t clock_ns(void)
 {
@@ -126,14 +129,14 @@ void measure_costs(const char *dir, struct machine_costs *c)
 	if (fd < 0)
 		return;
 	unlink(path);
-	char *chunk = malloc((size_t)1 << 20);
+	char *chunk = malloc(PROBE_CHUNK);
 	if (!chunk) {
 		close(fd);
 		return;
 	}
-	memset(chunk, 0x5a, (size_t)1 << 20);
-	for (size_t o = 0; o < PROBE_LEN; o += (size_t)1 << 20)
-		if (pwrite(fd, chunk, (size_t)1 << 20, (off_t)o) != (ssize_t)1 << 20) {
+	memset(chunk, 0x5a, PROBE_CHUNK);
+	for (size_t o = 0; o < PROBE_LEN; o += PROBE_CHUNK)
+		if (pwrite(fd, chunk, PROBE_CHUNK, (off_t)o) != (ssize_t)PROBE_CHUNK) {
 			free(chunk);
 			close(fd);
 			return;
