@@ -110,7 +110,9 @@ static void thp_default_advice(struct mmapfile *f)
 	if (!f->base || !f->thp_default || !pmd || f->map_len < pmd || f->sticky[MMF_STICKY_HUGE] >= 0)
 		return;
 	bool random = f->sticky[MMF_STICKY_PATTERN] == MMAPFILE_MADV_RANDOM || auto_random(f);
+	int saved = errno;
 	mmf_sys.madvise(f->base, f->map_len, random ? MMAPFILE_MADV_NOHUGEPAGE : MMAPFILE_MADV_HUGEPAGE);
+	errno = saved;
 }
 
 /* After the mapping grew or moved (map_lock held exclusively): 0, or -1
@@ -122,8 +124,11 @@ int mmf_reapply_advice(struct mmapfile *f)
 	for (int i = 0; i < MMF_STICKY_COUNT; i++)
 		if (f->sticky[i] >= 0 && mmf_sys.madvise(f->base, f->map_len, f->sticky[i]) != 0 && !err)
 			err = errno;
-	if (auto_random(f)) /* the library's own: no one's error */
+	if (auto_random(f)) { /* the library's own advice: a refusal is no one's error */
+		int saved = errno;
 		mmf_sys.madvise(f->base, f->map_len, MMAPFILE_MADV_RANDOM);
+		errno = saved;
+	}
 	if (err)
 		errno = err;
 	return err ? -1 : 0;
@@ -131,12 +136,14 @@ int mmf_reapply_advice(struct mmapfile *f)
 
 void mmf_advise_cold(struct mmapfile *f)
 {
+	int saved = errno; /* advice no one asked for: a refusal is no one's error */
 	mmf_rdlock(f);
 	if (f->base && f->sticky[MMF_STICKY_PATTERN] < 0) {
 		mmf_sys.madvise(f->base, f->map_len, auto_random(f) ? MMAPFILE_MADV_RANDOM : MMAPFILE_MADV_NORMAL);
 		thp_default_advice(f);
 	}
 	mmf_unlock(f);
+	errno = saved;
 }
 
 /* The kernel's verdict on the advice alone: a zero-length range is accepted

@@ -12,7 +12,12 @@
  * always does. */
 #include "internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #define MMF_TOUCH_SHIFT 16
 /* Past this many chunks (16 TiB) nothing is recorded: the mapping. */
@@ -113,7 +118,7 @@ void mmf_touch_free(struct mmapfile *f)
 static int in_memory(struct mmapfile *f, off_t off, size_t n)
 {
 	unsigned char vec[MMF_SAMPLE_PAGES];
-	int res = -1;
+	int res = -1, saved = errno;
 	mmf_rdlock(f);
 	off_t start = off & ~(off_t)(f->page - 1);
 	size_t len = n + (size_t)(off - start);
@@ -127,7 +132,96 @@ static int in_memory(struct mmapfile *f, off_t off, size_t n)
 				res = 0;
 	}
 	mmf_unlock(f);
+	errno = saved;
 	return res;
+}
+
+/* ---- the memory the page cache has: past it, a file does not fit ---- */
+
+/* The first number in the file at path (as text); 0 when there is none or
+ * it says "max". */
+static uint64_t read_number(const char *path, const char *key)
+{
+	char text[4096];
+	int fd = mmf_sys.open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	ssize_t n = mmf_sys.pread(fd, text, sizeof text - 1, 0);
+	mmf_sys.close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = 0;
+	const char *p = key ? strstr(text, key) : text;
+	if (!p)
+		return 0;
+	p += key ? strlen(key) : 0;
+	while (*p == ' ' || *p == ':')
+		p++;
+	return *p >= '0' && *p <= '9' ? strtoull(p, NULL, 10) : 0;
+}
+
+/* The smallest memory limit of the cgroup at dir + path and those above it
+ * (file: memory.max in v2, memory.limit_in_bytes in v1); UINT64_MAX for none. */
+static uint64_t cgroup_limit(const char *dir, char *path, const char *file)
+{
+	uint64_t lim = UINT64_MAX;
+	char p[4096];
+	for (;;) {
+		snprintf(p, sizeof p, "%s%s/%s", dir, path, file);
+		uint64_t v = read_number(p, NULL);
+		if (v && v < lim)
+			lim = v;
+		char *slash = strrchr(path, '/');
+		if (!slash || (slash == path && !path[1]))
+			return lim;
+		slash[slash == path] = 0; /* "/a/b" -> "/a" -> "/" */
+	}
+}
+
+/* Bytes the page cache may hold for this process: MemAvailable, and no more
+ * than its memory cgroup's limit (v2, or v1's memory controller). */
+static uint64_t memory_room(void)
+{
+	uint64_t room = read_number("/proc/meminfo", "MemAvailable") * 1024;
+	char text[4096];
+	int fd = mmf_sys.open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC, 0);
+	ssize_t n = fd >= 0 ? mmf_sys.pread(fd, text, sizeof text - 1, 0) : -1;
+	if (fd >= 0)
+		mmf_sys.close(fd);
+	for (char *line = n > 0 ? (text[n] = 0, text) : NULL, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+		if (!b || b[1] != '/')
+			continue;
+		*b = 0;
+		uint64_t lim = UINT64_MAX;
+		if (!strcmp(a + 1, "")) /* v2: "0::/path" */
+			lim = cgroup_limit("/sys/fs/cgroup", b + 1, "memory.max");
+		else if (strstr(a + 1, "memory"))
+			lim = cgroup_limit("/sys/fs/cgroup/memory", b + 1, "memory.limit_in_bytes");
+		if (lim < room || !room)
+			room = lim;
+	}
+	return room;
+}
+
+/* memory_room, read again at most once a second (the process's, not a
+ * handle's); 0 when it cannot be told. */
+static uint64_t memory_room_now(void)
+{
+	static _Atomic uint64_t room, at;
+	int saved = errno; /* files that are not there are no error of the call's */
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec + 1;
+	if (atomic_load_explicit(&at, memory_order_relaxed) != now) {
+		atomic_store_explicit(&room, memory_room(), memory_order_relaxed);
+		atomic_store_explicit(&at, now, memory_order_relaxed);
+	}
+	errno = saved;
+	return atomic_load_explicit(&room, memory_order_relaxed);
 }
 
 static void set_cold(struct mmapfile *f, bool cold)
@@ -159,7 +253,12 @@ bool mmf_read_cold(struct mmapfile *f, off_t off, size_t n)
 		return cold;
 	int res = in_memory(f, off, n);
 	unsigned gap = atomic_load_explicit(&f->pattern.gap, memory_order_relaxed);
-	if (res == 0) {
+	/* Pages not in memory of a file that fits: the mapping's read-around
+	 * (a PMD at a time) brings it in sooner than pread would. */
+	uint64_t room = res == 0 && !cold ? memory_room_now() : 0;
+	if (res == 0 && !cold && room && (uint64_t)mmf_size(f) <= room / 2) {
+		gap = MMF_SAMPLE_GAP;
+	} else if (res == 0) {
 		gap = MMF_SAMPLE_GAP;
 		set_cold(f, cold = true);
 		atomic_store_explicit(&f->pattern.warm, 0, memory_order_relaxed);

@@ -417,7 +417,7 @@ struct workload {
 	double units[MAXC]; /* ops or bytes per run */
 	uint64_t expect;    /* the read workloads' checksum */
 	/* Results. */
-	bool selected, ran, failed;
+	bool selected, ran, failed, skipped; /* setup returned 1: skipped, error says why */
 	char error[sizeof errbuf + 64];
 	uint64_t *samples[MAXC];
 	int nsamples;
@@ -686,6 +686,294 @@ static int seq1m_run(struct workload *w, int c, uint64_t *ns)
 	*ns = now_ns() - t0;
 	return check_sum(w, sum);
 }
+
+/* -- the same file re-read through a warm handle: mmapfile_readat vs memcpy
+ * from a raw mapping already touched (the limit) ---------------------------- */
+
+static struct {
+	char *path;
+	size_t size;
+} rr;
+
+static int reread_setup(struct workload *w)
+{
+	char h[32];
+	rr.size = scaled(256 * MiB, 16 * MiB, MiB);
+	rr.path = data_path("reread.dat");
+	make_file(rr.path, rr.size);
+	warm_file(rr.path);
+	for (int c = 0; c < w->ncont; c++)
+		w->units[c] = (double)rr.size;
+	w->expect = 0;
+	for (size_t off = 0; off < rr.size; off += MiB)
+		w->expect += file_rec_sum(off, MiB);
+	snprintf(w->detail, sizeof w->detail, "%s file, read twice untimed first", human(rr.size, h, sizeof h));
+	return 0;
+}
+
+static int reread_run(struct workload *w, int c, uint64_t *ns)
+{
+	uint8_t *buf = bigbuf;
+	uint64_t sum = 0, t0 = 0;
+	if (c == 0) {
+		mmapfile_t *f = mmapfile_open(rr.path, O_RDONLY, 0);
+		if (!f)
+			return fail_errno("mmapfile_open", rr.path);
+		for (int pass = 0; pass < 3; pass++) {
+			if (pass == 2)
+				t0 = now_ns();
+			for (size_t off = 0; off < rr.size; off += MiB) {
+				if (mmapfile_readat(f, buf, MiB, (off_t)off) != (ssize_t)MiB) {
+					mmapfile_close(f);
+					return fail("mmapfile_readat: short read at %zu", off);
+				}
+				if (pass == 2)
+					sum += rec_sum(buf, MiB);
+			}
+		}
+		*ns = now_ns() - t0;
+		if (mmapfile_close(f) != 0)
+			return fail_errno("mmapfile_close", rr.path);
+	} else {
+		const uint8_t *p;
+		int fd = map_whole(rr.path, rr.size, &p);
+		if (fd < 0)
+			return -1;
+		for (int pass = 0; pass < 3; pass++) {
+			if (pass == 2)
+				t0 = now_ns();
+			for (size_t off = 0; off < rr.size; off += MiB) {
+				memcpy(buf, p + off, MiB);
+				clobber(buf);
+				if (pass == 2)
+					sum += rec_sum(buf, MiB);
+			}
+		}
+		*ns = now_ns() - t0;
+		munmap((void *)p, rr.size);
+		close(fd);
+	}
+	return check_sum(w, sum);
+}
+
+/* -- a cold cache: the file's pages dropped before each run (fdatasync, then
+ * POSIX_FADV_DONTNEED), read in 1 MiB chunks or at random 4 KiB pages ----- */
+
+static struct {
+	char *path;
+	size_t size, n;
+	off_t *off;
+} cold;
+
+static int drop_cache(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail_errno("open", path);
+	int rc = fdatasync(fd) == 0 ? posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) : errno;
+	close(fd);
+	return rc ? fail("dropping %s from the page cache: %s", path, strerror(rc)) : 0;
+}
+
+static int cold_setup(struct workload *w, bool random)
+{
+	char h[32];
+	cold.size = scaled(256 * MiB, 16 * MiB, MiB);
+	cold.path = data_path("cold.dat");
+	make_file(cold.path, cold.size);
+	w->expect = 0;
+	if (random) {
+		cold.n = scaled(4096, 256, 1);
+		free(cold.off);
+		cold.off = xmalloc(cold.n * sizeof *cold.off);
+		for (size_t i = 0; i < cold.n; i++) {
+			cold.off[i] = (off_t)(rng_next() % (cold.size / 4096)) * 4096;
+			w->expect += file_rec_sum((uint64_t)cold.off[i], 4096);
+		}
+	} else {
+		for (size_t off = 0; off < cold.size; off += MiB)
+			w->expect += file_rec_sum(off, MiB);
+	}
+	for (int c = 0; c < w->ncont; c++)
+		w->units[c] = random ? (double)cold.n : (double)cold.size;
+	snprintf(w->detail, sizeof w->detail, "%s file, %s, not in memory", human(cold.size, h, sizeof h),
+	         random ? "random 4 KiB pages" : "1 MiB chunks");
+	return 0;
+}
+
+static int seqcold_setup(struct workload *w) { return cold_setup(w, false); }
+static int randcold_setup(struct workload *w) { return cold_setup(w, true); }
+
+/* One pass of the cold workloads: chunk bytes at each offset, through the
+ * handle (c == 0) or the descriptor. */
+static int cold_pass(struct workload *w, int c, bool random, uint64_t *ns)
+{
+	if (drop_cache(cold.path) != 0)
+		return -1;
+	uint8_t *buf = bigbuf;
+	size_t chunk = random ? 4096 : MiB, n = random ? cold.n : cold.size / MiB;
+	uint64_t sum = 0, t0 = now_ns();
+	mmapfile_t *f = NULL;
+	int fd = -1;
+	if (c == 0 ? !(f = mmapfile_open(cold.path, O_RDONLY, 0)) : (fd = open(cold.path, O_RDONLY | O_CLOEXEC)) < 0)
+		return fail_errno("open", cold.path);
+	for (size_t i = 0; i < n; i++) {
+		off_t off = random ? cold.off[i] : (off_t)(i * MiB);
+		ssize_t r = f ? mmapfile_readat(f, buf, chunk, off) : pread(fd, buf, chunk, off);
+		if (r != (ssize_t)chunk) {
+			if (f)
+				mmapfile_close(f);
+			else
+				close(fd);
+			return fail("%s: short read at %jd", f ? "mmapfile_readat" : "pread", (intmax_t)off);
+		}
+		sum += rec_sum(buf, chunk);
+	}
+	if (f ? mmapfile_close(f) != 0 : close(fd) != 0)
+		return fail_errno("close", cold.path);
+	*ns = now_ns() - t0;
+	return check_sum(w, sum);
+}
+
+static int seqcold_run(struct workload *w, int c, uint64_t *ns) { return cold_pass(w, c, false, ns); }
+static int randcold_run(struct workload *w, int c, uint64_t *ns) { return cold_pass(w, c, true, ns); }
+
+/* -- past memory: the process in a memory cgroup of a quarter of the file
+ * (v2, or v1's memory controller; root only), the file dropped from the page
+ * cache before each run, read at random 4 KiB pages or in 1 MiB chunks ---- */
+
+static struct {
+	char *path;
+	size_t size, n, limit;
+	off_t *off;
+	char cg[256], home[4352]; /* the cgroup made, and the one to go back to */
+	bool joined;
+} pm;
+
+static void trim(char *s);
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, text, strlen(text));
+	int err = errno;
+	close(fd);
+	errno = err;
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Make a cgroup with a memory limit of pm.limit and move this process into
+ * it; 1 (skipped, errbuf says why) where that cannot be done. */
+static int join_cgroup(void)
+{
+	char text[4096] = "", file[4608];
+	FILE *fp = fopen("/proc/self/cgroup", "re");
+	bool v1 = access("/sys/fs/cgroup/memory/memory.limit_in_bytes", F_OK) == 0;
+	while (fp && fgets(text, sizeof text, fp)) {
+		char *a = strchr(text, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+		if (!b)
+			continue;
+		*b = 0;
+		trim(b + 1);
+		if (v1 ? strstr(a + 1, "memory") != NULL : a[1] == 0)
+			snprintf(pm.home, sizeof pm.home, "%s%s", v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup", b + 1);
+	}
+	if (fp)
+		fclose(fp);
+	if (!pm.home[0]) {
+		snprintf(errbuf, sizeof errbuf, "no memory cgroup found for this process");
+		return 1;
+	}
+	if (geteuid() != 0) {
+		snprintf(errbuf, sizeof errbuf, "making a memory cgroup needs root");
+		return 1;
+	}
+	snprintf(pm.cg, sizeof pm.cg, "%s/mmapfile-bench.%ld", v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup",
+	         (long)getpid());
+	if (!v1)
+		write_text("/sys/fs/cgroup/cgroup.subtree_control", "+memory"); /* usually on already */
+	if (mkdir(pm.cg, 0755) != 0) {
+		snprintf(errbuf, sizeof errbuf, "mkdir %.400s: %s", pm.cg, strerror(errno));
+		pm.cg[0] = 0;
+		return 1;
+	}
+	snprintf(text, sizeof text, "%zu", pm.limit);
+	snprintf(file, sizeof file, "%s/%s", pm.cg, v1 ? "memory.limit_in_bytes" : "memory.max");
+	int rc = write_text(file, text);
+	char pid[32];
+	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	snprintf(file, sizeof file, "%s/cgroup.procs", pm.cg);
+	if (rc != 0 || write_text(file, pid) != 0) {
+		snprintf(errbuf, sizeof errbuf, "%.400s: %s", file, strerror(errno));
+		rmdir(pm.cg);
+		pm.cg[0] = 0;
+		return 1;
+	}
+	pm.joined = true;
+	return 0;
+}
+
+static void leave_cgroup(void)
+{
+	char file[4400], pid[32];
+	snprintf(pid, sizeof pid, "%ld", (long)getpid());
+	snprintf(file, sizeof file, "%s/cgroup.procs", pm.home);
+	if (pm.joined && write_text(file, pid) != 0)
+		progress("past memory: could not go back to %s: %s", pm.home, strerror(errno));
+	pm.joined = false;
+	if (pm.cg[0] && rmdir(pm.cg) != 0)
+		progress("past memory: rmdir %s: %s", pm.cg, strerror(errno));
+	pm.cg[0] = 0;
+}
+
+static int past_setup(struct workload *w, bool random)
+{
+	char h[32], l[32];
+	pm.size = scaled(1 * GiB, 64 * MiB, MiB);
+	pm.limit = pm.size / 4;
+	pm.path = data_path("past.dat");
+	make_file(pm.path, pm.size);
+	w->expect = 0;
+	if (random) {
+		pm.n = scaled(2048, 256, 1);
+		free(pm.off);
+		pm.off = xmalloc(pm.n * sizeof *pm.off);
+		for (size_t i = 0; i < pm.n; i++) {
+			pm.off[i] = (off_t)(rng_next() % (pm.size / 4096)) * 4096;
+			w->expect += file_rec_sum((uint64_t)pm.off[i], 4096);
+		}
+	} else {
+		for (size_t off = 0; off < pm.size; off += MiB)
+			w->expect += file_rec_sum(off, MiB);
+	}
+	for (int c = 0; c < w->ncont; c++)
+		w->units[c] = random ? (double)pm.n : (double)pm.size;
+	snprintf(w->detail, sizeof w->detail, "%s file, %s, in a %s memory cgroup", human(pm.size, h, sizeof h),
+	         random ? "random 4 KiB pages" : "1 MiB chunks", human(pm.limit, l, sizeof l));
+	return join_cgroup();
+}
+
+static int pastrand_setup(struct workload *w) { return past_setup(w, true); }
+static int pastseq_setup(struct workload *w) { return past_setup(w, false); }
+static void past_teardown(struct workload *w)
+{
+	(void)w;
+	leave_cgroup();
+}
+
+static int past_run(struct workload *w, int c, bool random, uint64_t *ns)
+{
+	cold.path = pm.path;
+	cold.size = pm.size;
+	cold.n = pm.n;
+	cold.off = random ? pm.off : NULL;
+	return cold_pass(w, c, random, ns);
+}
+
+static int pastrand_run(struct workload *w, int c, uint64_t *ns) { return past_run(w, c, true, ns); }
+static int pastseq_run(struct workload *w, int c, uint64_t *ns) { return past_run(w, c, false, ns); }
 
 /* -- random 4 KiB reads: mmapfile_readat vs pread(2), io_uring ------------- */
 
@@ -1367,6 +1655,27 @@ static struct workload workloads[] = {
 	           SPEEDUP(2, 2, 0.95, "raw mapping",
 	                   "memcpy from a raw mapping (the limit) time / mmapfile_read time")},
 	 .setup = seq1m_setup, .run = seq1m_run},
+	{.id = "reread", .desc = "re-reading 1 MiB chunks, warm handle", .ncont = 2,
+	 .cname = {"mmapfile_readat", "raw mapping"}, .unit = "B", .nratio = 1,
+	 .ratio = {SPEEDUP(1, 1, 0.95, "raw mapping",
+	                   "memcpy from a raw mapping touched before (the limit) time / mmapfile_readat time")},
+	 .setup = reread_setup, .run = reread_run},
+	{.id = "seqcold", .desc = "sequential 1 MiB chunks, cold cache", .ncont = 2,
+	 .cname = {"mmapfile_readat", "pread(2)"}, .unit = "B", .nratio = 1,
+	 .ratio = {SPEEDUP(1, 1, 1.0, "pread(2)", "pread time / mmapfile_readat time")},
+	 .setup = seqcold_setup, .run = seqcold_run},
+	{.id = "randcold", .desc = "random 4 KiB reads, cold cache", .ncont = 2,
+	 .cname = {"mmapfile_readat", "pread(2)"}, .unit = "op", .nratio = 1,
+	 .ratio = {SPEEDUP(1, 1, 0.9, "pread(2)", "pread time / mmapfile_readat time")},
+	 .setup = randcold_setup, .run = randcold_run},
+	{.id = "pastrand", .desc = "random 4 KiB reads past memory", .ncont = 2,
+	 .cname = {"mmapfile_readat", "pread(2)"}, .unit = "op", .nratio = 1,
+	 .ratio = {SPEEDUP(1, 1, 0.9, "pread(2)", "pread time / mmapfile_readat time")},
+	 .setup = pastrand_setup, .run = pastrand_run, .teardown = past_teardown},
+	{.id = "pastseq", .desc = "sequential 1 MiB chunks past memory", .ncont = 2,
+	 .cname = {"mmapfile_readat", "pread(2)"}, .unit = "B", .nratio = 1,
+	 .ratio = {SPEEDUP(1, 1, 0.9, "pread(2)", "pread time / mmapfile_readat time")},
+	 .setup = pastseq_setup, .run = pastseq_run, .teardown = past_teardown},
 	{.id = "rand4k", .desc = "random 4 KiB reads", .ncont =
 #ifdef BENCH_URING
 	 3,
@@ -1443,9 +1752,13 @@ static void run_workload(struct workload *w)
 {
 	progress("%s: setting up", w->id);
 	errbuf[0] = 0;
-	if (w->setup(w) != 0) {
-		w->failed = true;
-		snprintf(w->error, sizeof w->error, "setup: %s", errbuf);
+	int rc = w->setup(w);
+	if (rc != 0) {
+		w->skipped = rc > 0;
+		w->failed = !w->skipped;
+		snprintf(w->error, sizeof w->error, "%s: %s", w->skipped ? "skipped" : "setup", errbuf);
+		if (w->skipped)
+			progress("%s: %s", w->id, w->error);
 		goto out;
 	}
 	progress("%s: %s, %s; %d rounds of %d contenders", w->id, w->desc, w->detail, opt.rounds, w->ncont);
@@ -1662,7 +1975,7 @@ static void print_json(void)
 		}
 		if (!w->ran) {
 			fprintf(jf, ", \"error\": ");
-			json_str(w->failed ? w->error : "not run");
+			json_str(w->failed || w->skipped ? w->error : "not run");
 			fprintf(jf, "}");
 			continue;
 		}
@@ -1776,7 +2089,8 @@ static void print_table(void)
 		snprintf(head[0], sizeof head[0], "%s: %s", w->id, w->desc);
 		snprintf(head[1], sizeof head[1], "  %s", w->detail);
 		if (!w->ran) {
-			printf("%-40s FAILED: %s\n", head[0], w->failed ? w->error : "not run");
+			printf("%-40s %s%s\n", head[0], w->skipped ? "" : "FAILED: ",
+			       w->failed || w->skipped ? w->error : "not run");
 			continue;
 		}
 		for (int c = 0; c < w->ncont || c < 2; c++) {

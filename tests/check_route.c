@@ -4,8 +4,12 @@
  * (smaps Rss of the mapping); the second read of a stretch, and every one
  * after, goes through the mapping.  Either way every byte is what a plain
  * descriptor reads at the same moment, also after another process wrote or
- * cut the file, and past the size nothing of the reserve shows. */
+ * cut the file, and past the size nothing of the reserve shows.  Random
+ * reads of a file not in memory and bigger than memory (the library is
+ * shown a /proc/meminfo of its own, through its system-call table) go
+ * through pread(2) too; of a file that fits, through the mapping. */
 #define _GNU_SOURCE
+#include "internal.h"
 #include "testutil.h"
 
 #include <errno.h>
@@ -233,34 +237,60 @@ static void random_reads(mmapfile_t *f, int fd, size_t size, int n, uint64_t *se
 	unsigned char got[4096], want[4096];
 	for (int i = 0; i < n; i++) {
 		off_t off = (off_t)(1 + tu_rand(seed) % (size / 4096 - 1)) * 4096;
+		errno = EDOM; /* a read that succeeds leaves errno alone, as read(2) does */
 		ck_assert_int_eq(mmapfile_readat(f, got, sizeof got, off), (ssize_t)sizeof got);
+		ck_assert_msg(errno == EDOM, "a random read that succeeded set errno to %s", strerror(errno));
 		ck_assert_int_eq(pread(fd, want, sizeof want, off), (ssize_t)sizeof want);
 		ck_assert_msg(memcmp(got, want, sizeof got) == 0, "random read at %lld differs", (long long)off);
 	}
 }
 
-/* Random reads of pages not in memory go through pread(2), with the mapping
+/* The library reads this instead of /proc/meminfo. */
+static char meminfo[4200];
+static int (*real_open)(const char *, int, mode_t);
+
+static int open_meminfo(const char *path, int flags, mode_t mode)
+{
+	return real_open(strcmp(path, "/proc/meminfo") ? path : meminfo, flags, mode);
+}
+
+/* A file of size bytes written and dropped from the page cache; false (and
+ * the reason printed) where the file system keeps it in memory. */
+static bool cold_file(const char *p, size_t size)
+{
+	free(tu_make_file(p, size, 26, true));
+	tu_evict(p);
+	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
+	ck_assert_ptr_nonnull(f);
+	off_t resident = mmapfile_resident(f, 0, 0);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	ck_assert_int_ge(resident, 0);
+	if (resident <= (off_t)size / 2)
+		return true;
+	printf("SKIPPED: the file system keeps the file in memory (%lld of %zu bytes after eviction)\n",
+	       (long long)resident, size);
+	return false;
+}
+
+/* Random reads of pages not in memory of a file bigger than memory (16 MiB
+ * of it, as the library is shown) go through pread(2), with the mapping
  * advised RANDOM and no huge pages; once the file is in memory again they
  * go back to the mapping and its advice to the default. */
 START_TEST(test_random_past_memory)
 {
 	const char *p = tu_path("r");
 	const size_t size = 32 * MiB;
-	free(tu_make_file(p, size, 26, true));
-	tu_evict(p);
+	snprintf(meminfo, sizeof meminfo, "%s", tu_path("meminfo"));
+	const char text[] = "MemTotal:       65536 kB\nMemFree:        16384 kB\nMemAvailable:   16384 kB\n";
+	tu_write_file(meminfo, text, sizeof text - 1);
+	real_open = mmf_sys.open;
+	mmf_sys.open = open_meminfo;
+	if (!cold_file(p, size))
+		return;
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
 	ck_assert_ptr_nonnull(f);
-	off_t resident = mmapfile_resident(f, 0, 0);
-	ck_assert_int_ge(resident, 0);
-	if (resident > (off_t)size / 2) {
-		printf("SKIPPED: random_past_memory: the file system keeps the file in memory "
-		       "(%lld of %zu bytes after eviction)\n", (long long)resident, size);
-		mmapfile_close(f);
-		close(fd);
-		return;
-	}
 	const char *base = base_of(f);
 	uint64_t seed = 27;
 	random_reads(f, fd, size, 64, &seed);
@@ -284,6 +314,29 @@ START_TEST(test_random_past_memory)
 }
 END_TEST
 
+/* Pages not in memory of a file that fits: the mapping, whose read-around
+ * brings the file in a PMD at a time, and no RANDOM advice. */
+START_TEST(test_random_cold_fits)
+{
+	const char *p = tu_path("s");
+	const size_t size = 32 * MiB;
+	if (!cold_file(p, size))
+		return;
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
+	ck_assert_ptr_nonnull(f);
+	const char *base = base_of(f);
+	uint64_t seed = 28;
+	random_reads(f, fd, size, 64, &seed);
+	ck_assert_msg(!vma_flag(base, "rr"), "a cold file that fits in memory: the mapping advised RANDOM");
+	long kb = mapped_kb(base, size);
+	ck_assert_msg(kb > 0, "a cold file that fits in memory: nothing mapped, want the mapping");
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	close(fd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("route");
@@ -294,6 +347,7 @@ int main(void)
 	tcase_add_test(tc, test_own_writes_and_reserve);
 	tcase_add_test(tc, test_private);
 	tcase_add_test(tc, test_random_past_memory);
+	tcase_add_test(tc, test_random_cold_fits);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
