@@ -120,10 +120,8 @@ struct mmapfile {
 	_Atomic bool end_reached; /* a read ended at the size: mmapfile_size asks the file */
 	_Atomic(struct mmf_touch *) touch; /* how large reads have read the file (touch.c) */
 	struct {                  /* random reads past memory (touch.c) */
-		_Atomic off_t read_end;  /* where the last read ended */
-		_Atomic unsigned reads;  /* random reads seen */
-		_Atomic unsigned next, gap; /* the next one sampled with mincore, and after it */
-		_Atomic unsigned warm, seq; /* samples in memory, sequential reads, in a row */
+		_Atomic unsigned gap;    /* random reads between mincore samples */
+		_Atomic unsigned warm;   /* samples in memory in a row, while cold */
 		_Atomic bool cold;       /* random and past memory: pread, RANDOM advice */
 	} pattern;
 	_Atomic off_t populated;  /* the reserve is faulted in below this */

@@ -224,12 +224,22 @@ static uint64_t memory_room_now(void)
 	return atomic_load_explicit(&room, memory_order_relaxed);
 }
 
+/* Each thread's own trace of its reads of the last handle it read: where
+ * the last ended, random reads since its last sample, sequential ones in a
+ * row.  Per thread, so that threads reading one handle neither share a line
+ * written on every read nor make each other's sequential reads look random. */
+static __thread struct {
+	const struct mmapfile *f;
+	off_t end;
+	unsigned since, seq;
+} trace __attribute__((tls_model("initial-exec")));
+
 static void set_cold(struct mmapfile *f, bool cold)
 {
 	if (atomic_exchange_explicit(&f->pattern.cold, cold, memory_order_relaxed) == cold)
 		return;
 	atomic_store_explicit(&f->pattern.warm, 0, memory_order_relaxed);
-	atomic_store_explicit(&f->pattern.seq, 0, memory_order_relaxed);
+	trace.seq = 0;
 	mmf_advise_cold(f);
 }
 
@@ -237,22 +247,27 @@ bool mmf_read_cold(struct mmapfile *f, off_t off, size_t n)
 {
 	if (f->private_map || f->hugetlb || f->mapless || !atomic_load_explicit(&f->view, memory_order_relaxed))
 		return false;
-	/* Threads racing here only mislabel a read: no lock, no locked
-	 * instruction on the way of every read. */
-	off_t last = atomic_load_explicit(&f->pattern.read_end, memory_order_relaxed);
-	atomic_store_explicit(&f->pattern.read_end, off + (off_t)n, memory_order_relaxed);
+	if (trace.f != f) { /* a first read at 0 is sequential */
+		trace.f = f;
+		trace.end = 0;
+		trace.since = trace.seq = 0;
+	}
+	bool sequential = off == trace.end;
+	trace.end = off + (off_t)n;
 	bool cold = atomic_load_explicit(&f->pattern.cold, memory_order_relaxed);
-	if (off == last) {
-		if (cold && atomic_fetch_add_explicit(&f->pattern.seq, 1, memory_order_relaxed) + 1 >= MMF_SEQ_READS)
+	if (sequential) {
+		if (cold && ++trace.seq >= MMF_SEQ_READS)
 			set_cold(f, false);
 		return false;
 	}
-	atomic_store_explicit(&f->pattern.seq, 0, memory_order_relaxed);
-	unsigned k = atomic_fetch_add_explicit(&f->pattern.reads, 1, memory_order_relaxed);
-	if ((int)(k - atomic_load_explicit(&f->pattern.next, memory_order_relaxed)) < 0)
-		return cold;
-	int res = in_memory(f, off, n);
+	trace.seq = 0;
 	unsigned gap = atomic_load_explicit(&f->pattern.gap, memory_order_relaxed);
+	if (trace.since && trace.since < (gap ? gap : MMF_SAMPLE_GAP)) {
+		trace.since++;
+		return cold;
+	}
+	trace.since = 1;
+	int res = in_memory(f, off, n);
 	/* Pages not in memory of a file that fits: the mapping's read-around
 	 * (a PMD at a time) brings it in sooner than pread would. */
 	uint64_t room = res == 0 && !cold ? memory_room_now() : 0;
@@ -267,7 +282,7 @@ bool mmf_read_cold(struct mmapfile *f, off_t off, size_t n)
 		if (cold && atomic_fetch_add_explicit(&f->pattern.warm, 1, memory_order_relaxed) + 1 >= MMF_WARM_SAMPLES)
 			set_cold(f, cold = false);
 	}
-	atomic_store_explicit(&f->pattern.gap, gap, memory_order_relaxed);
-	atomic_store_explicit(&f->pattern.next, k + (gap ? gap : MMF_SAMPLE_GAP), memory_order_relaxed);
+	if (gap != atomic_load_explicit(&f->pattern.gap, memory_order_relaxed))
+		atomic_store_explicit(&f->pattern.gap, gap, memory_order_relaxed);
 	return cold;
 }
