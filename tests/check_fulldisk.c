@@ -212,44 +212,25 @@ static int fill_chunks(mmapfile_t *f, const unsigned char *data, size_t *total, 
 	}
 }
 
-/* After ENOSPC at *total: the size and the cursor are what was reported
- * written; the same write fails the same way and changes nothing. */
-static void after_enospc(mmapfile_t *f, const unsigned char *data, size_t total, size_t chunk)
-{
-	ck_assert_int_eq(mmapfile_size(f), (off_t)total);
-	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), (off_t)total);
-	ssize_t r = mmapfile_write(f, data + total, chunk);
-	expect_enospc(r, errno, "the same write again");
-	ck_assert_int_eq(mmapfile_size(f), (off_t)total);
-	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), (off_t)total);
-	if (total >= 10 && mmapfile_writeat(f, "", 0, 0) == 0) { /* not O_APPEND */
-		/* A write over the last bytes and on past the room: fails whole,
-		 * and the bytes it overlaps keep what was written before. */
-		unsigned char *other = malloc(chunk + 10);
-		ck_assert_ptr_nonnull(other);
-		memset(other, 0xab, chunk + 10);
-		r = mmapfile_writeat(f, other, chunk + 10, (off_t)total - 10);
-		expect_enospc(r, errno, "a write across the end");
-		free(other);
-	}
-	check_handle(f, data, total);
-}
-
-/* after_enospc on a file system that may free space after the fact (btrfs
- * frees what a transaction pinned when the transaction commits): a write
- * that found no room may find some a moment later.  Such a write must be
- * whole and in the file; want takes its bytes.  Returns the new size. */
-static size_t after_enospc_late(mmapfile_t *f, unsigned char *want, size_t total, size_t chunk,
-                                size_t room)
+/* After ENOSPC at total: the size and the cursor are what was reported
+ * written; the same write fails the same way and changes nothing, and so
+ * does one across the end (the bytes it overlaps keep what was written).
+ * late_room > 0: a file system that may free space after the fact (btrfs
+ * frees what a transaction pinned when the transaction commits), where a
+ * write that found no room may find some a moment later; such a write must
+ * be whole and in the file (want takes its bytes, want has late_room).
+ * Returns the size then. */
+static size_t after_enospc(mmapfile_t *f, unsigned char *want, size_t total, size_t chunk,
+                           size_t late_room)
 {
 	ck_assert_int_eq(mmapfile_size(f), (off_t)total);
 	ck_assert_int_eq(mmapfile_seek(f, 0, SEEK_CUR), (off_t)total);
 	unsigned long late = 0;
 	ssize_t r;
-	while ((r = mmapfile_write(f, want + total, chunk)) == (ssize_t)chunk) {
+	while ((r = mmapfile_write(f, want + total, chunk)) == (ssize_t)chunk && late_room) {
 		total += chunk;
 		late++;
-		ck_assert_uint_le(total + chunk, room);
+		ck_assert_uint_le(total + chunk, late_room);
 	}
 	expect_enospc(r, errno, "the same write again");
 	ck_assert_int_eq(mmapfile_size(f), (off_t)total);
@@ -259,7 +240,7 @@ static size_t after_enospc_late(mmapfile_t *f, unsigned char *want, size_t total
 		ck_assert_ptr_nonnull(other);
 		memset(other, 0xab, chunk + 10);
 		r = mmapfile_writeat(f, other, chunk + 10, (off_t)total - 10);
-		if (r == (ssize_t)(chunk + 10)) {
+		if (late_room && r == (ssize_t)(chunk + 10)) {
 			memcpy(want + total - 10, other, chunk + 10);
 			total += chunk;
 			late++;
@@ -317,7 +298,7 @@ START_TEST(test_write_fill)
 	/* Every chunk that had room was written: the library's reserve does
 	 * not make it give up early. */
 	ck_assert_uint_eq(total, append ? full1 : full1 / c->chunk * c->chunk);
-	after_enospc(f, data, total, c->chunk);
+	after_enospc(f, data, total, c->chunk, 0);
 
 	/* What room is left takes one write of exactly that size; then not a
 	 * byte more. */
@@ -329,7 +310,7 @@ START_TEST(test_write_fill)
 		ssize_t r1 = mmapfile_write(f, data + total, 1);
 		expect_enospc(r1, errno, "a 1-byte write");
 	}
-	after_enospc(f, data, total, 1);
+	after_enospc(f, data, total, 1, 0);
 	sync_full(f);
 	check_handle(f, data, total);
 
@@ -337,7 +318,7 @@ START_TEST(test_write_fill)
 	ck_assert_int_eq(unlink(in(d, "filler")), 0);
 	expect_enospc(-1, fill_chunks(f, data, &total, c->chunk, append), "mmapfile_write after freeing");
 	ck_assert_uint_eq(total, append ? full2 : full1 + (full2 - full1) / c->chunk * c->chunk);
-	after_enospc(f, data, total, c->chunk);
+	after_enospc(f, data, total, c->chunk, 0);
 
 	ck_assert_int_eq(mmapfile_close(f), 0);
 	check_file(in(d, "f"), data, total);
@@ -737,7 +718,7 @@ START_TEST(test_full_by_other)
 	size_t start = total;
 	expect_enospc(-1, fill_chunks(f, data, &total, chunk, false), "mmapfile_write past the reserve");
 	ck_assert_uint_eq(total, start + ((size_t)reserved - start) / chunk * chunk);
-	after_enospc(f, data, total, chunk);
+	after_enospc(f, data, total, chunk, 0);
 	/* The rest of the reserve takes one write. */
 	ck_assert_int_eq(mmapfile_write(f, data + total, (size_t)reserved - total),
 	                 (ssize_t)((size_t)reserved - total));
@@ -842,7 +823,7 @@ START_TEST(test_fill_dir)
 	ck_assert_uint_gt(total, 0);
 	printf("fill_dir%s: ENOSPC after %zu bytes, %lld bytes free by statvfs\n",
 	       _i ? " (O_APPEND)" : "", total, (long long)free_bytes(dir));
-	total = after_enospc_late(f, data, total, chunk, room);
+	total = after_enospc(f, data, total, chunk, room);
 	sync_full(f);
 	check_handle(f, data, total);
 
