@@ -1,5 +1,6 @@
-/* touch.c - which way a large read goes: through the mapping, or through
- * pread(2) into the same page cache.
+/* touch.c - which way a read goes: through the mapping, or through
+ * pread(2) into the same page cache (large reads of what the handle has not
+ * read; random reads past memory, further down).
  *
  * Through the mapping, a read's first touch of each page behind a 4 KiB PTE
  * costs a fault, and on some machines far more than the copy: 1.6-2 us a
@@ -105,8 +106,11 @@ void mmf_touch_free(struct mmapfile *f)
  * and back to MMF_SAMPLE_GAP once one does not.  A sample not in memory makes
  * the handle cold: random reads go through pread(2), and the mapping is
  * advised RANDOM without huge pages (madvise.c), for the small reads that
- * still take it.  MMF_WARM_SAMPLES samples in memory in a row, or
- * MMF_SEQ_READS sequential reads in a row, make it warm again. */
+ * still take it.  Not while the file fits in memory (half of what
+ * memory_room says): there the mapping's read-around brings it in sooner, a
+ * PMD a fault (3x pread(2) on a cold 256 MiB file).  MMF_WARM_SAMPLES
+ * samples in memory in a row, or MMF_SEQ_READS sequential reads in a row,
+ * make it warm again. */
 #define MMF_SAMPLE_GAP 8u
 #define MMF_SAMPLE_GAP_MAX 1024u
 #define MMF_WARM_SAMPLES 4u
