@@ -79,6 +79,31 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The process's CPU time (every thread's), ns. */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A run's timed span: t_start() where it starts, t_stop(t0) its wall time;
+ * run_cpu is then the CPU time the process spent in it. */
+static uint64_t run_cpu0, run_cpu;
+
+static uint64_t t_start(void)
+{
+	run_cpu0 = cpu_ns();
+	return now_ns();
+}
+
+static uint64_t t_stop(uint64_t t0)
+{
+	uint64_t ns = now_ns() - t0;
+	run_cpu = cpu_ns() - run_cpu0;
+	return ns;
+}
+
 static void progress(const char *fmt, ...)
 {
 	if (opt.quiet)
@@ -420,8 +445,9 @@ struct workload {
 	bool selected, ran, failed, skipped; /* setup returned 1: skipped, error says why */
 	char error[sizeof errbuf + 64];
 	uint64_t *samples[MAXC];
+	uint64_t *cpu[MAXC]; /* the process's CPU time in each timed span */
 	int nsamples;
-	double median[MAXC];
+	double median[MAXC], cpu_median[MAXC];
 };
 
 static double median(const uint64_t *s, int n);
@@ -575,7 +601,7 @@ static int seq64_run(struct workload *w, int c, uint64_t *ns)
 	size_t recs = s64.size / 64;
 	const char *path = s64.path;
 	uint64_t sum = 0;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = t_start();
 	if (c == 0) {
 		mmapfile_t *f = mmapfile_open(path, O_RDONLY, 0);
 		if (!f)
@@ -642,7 +668,7 @@ static int seq64_run(struct workload *w, int c, uint64_t *ns)
 		if (fclose(fp) != 0 || k != 0)
 			return fail("fread: no end of file after the last record");
 	}
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	return check_sum(w, sum);
 }
 
@@ -676,7 +702,7 @@ static int seq1m_run(struct workload *w, int c, uint64_t *ns)
 	size_t chunks = s1m.size / MiB;
 	uint8_t *buf = bigbuf;
 	uint64_t sum = 0;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = t_start();
 	if (c == 0) {
 		mmapfile_t *f = mmapfile_open(path, O_RDONLY, 0);
 		if (!f)
@@ -718,7 +744,7 @@ static int seq1m_run(struct workload *w, int c, uint64_t *ns)
 		munmap((void *)p, s1m.size);
 		close(fd);
 	}
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	return check_sum(w, sum);
 }
 
@@ -756,7 +782,7 @@ static int reread_run(struct workload *w, int c, uint64_t *ns)
 			return fail_errno("mmapfile_open", rr.path);
 		for (int pass = 0; pass < 3; pass++) {
 			if (pass == 2)
-				t0 = now_ns();
+				t0 = t_start();
 			for (size_t off = 0; off < rr.size; off += MiB) {
 				if (mmapfile_readat(f, buf, MiB, (off_t)off) != (ssize_t)MiB) {
 					mmapfile_close(f);
@@ -766,7 +792,7 @@ static int reread_run(struct workload *w, int c, uint64_t *ns)
 					sum += rec_sum(buf, MiB);
 			}
 		}
-		*ns = now_ns() - t0;
+		*ns = t_stop(t0);
 		if (mmapfile_close(f) != 0)
 			return fail_errno("mmapfile_close", rr.path);
 	} else {
@@ -776,7 +802,7 @@ static int reread_run(struct workload *w, int c, uint64_t *ns)
 			return -1;
 		for (int pass = 0; pass < 3; pass++) {
 			if (pass == 2)
-				t0 = now_ns();
+				t0 = t_start();
 			for (size_t off = 0; off < rr.size; off += MiB) {
 				memcpy(buf, p + off, MiB);
 				clobber(buf);
@@ -784,7 +810,7 @@ static int reread_run(struct workload *w, int c, uint64_t *ns)
 					sum += rec_sum(buf, MiB);
 			}
 		}
-		*ns = now_ns() - t0;
+		*ns = t_stop(t0);
 		munmap((void *)p, rr.size);
 		close(fd);
 	}
@@ -847,7 +873,7 @@ static int cold_pass(struct workload *w, int c, bool random, uint64_t *ns)
 		return -1;
 	uint8_t *buf = bigbuf;
 	size_t chunk = random ? 4096 : MiB, n = random ? cold.n : cold.size / MiB;
-	uint64_t sum = 0, t0 = now_ns();
+	uint64_t sum = 0, t0 = t_start();
 	mmapfile_t *f = NULL;
 	int fd = -1;
 	if (c == 0 ? !(f = mmapfile_open(cold.path, O_RDONLY, 0)) : (fd = open(cold.path, O_RDONLY | O_CLOEXEC)) < 0)
@@ -866,7 +892,7 @@ static int cold_pass(struct workload *w, int c, bool random, uint64_t *ns)
 	}
 	if (f ? mmapfile_close(f) != 0 : close(fd) != 0)
 		return fail_errno("close", cold.path);
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	return check_sum(w, sum);
 }
 
@@ -1092,7 +1118,7 @@ static int rand4k_run(struct workload *w, int c, uint64_t *ns)
 	unsigned char buf[4096] __attribute__((aligned(4096)));
 	const char *path = r4k.path;
 	uint64_t sum = 0;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = t_start();
 	if (c == 0) {
 		mmapfile_t *f = mmapfile_open(path, O_RDONLY, 0);
 		if (!f)
@@ -1128,7 +1154,7 @@ static int rand4k_run(struct workload *w, int c, uint64_t *ns)
 		if (rc != 0)
 			return rc;
 	}
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	return check_sum(w, sum);
 }
 
@@ -1181,7 +1207,7 @@ static int over4k_run(struct workload *w, int c, uint64_t *ns)
 	(void)w;
 	const char *path = o4k.path;
 	uint64_t salt = ++o4k.salt;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = t_start();
 	if (c == 0) {
 		mmapfile_t *f = mmapfile_open(path, O_RDWR, 0);
 		if (!f)
@@ -1207,7 +1233,7 @@ static int over4k_run(struct workload *w, int c, uint64_t *ns)
 		if (close(fd) != 0)
 			return fail_errno("close", path);
 	}
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	/* Check: the size is unchanged and every page holds this run's data. */
 	struct stat st;
 	if (stat(path, &st) != 0 || (size_t)st.st_size != o4k.size)
@@ -1258,7 +1284,7 @@ static int append_run(const struct append_spec *a, enum append_kind kind, uint64
 	size_t rec = a->rec, n = a->total / a->rec;
 	if (unlink(path) != 0 && errno != ENOENT)
 		return fail_errno("unlink", path);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = t_start();
 	if (kind == AP_MMAPFILE) {
 		mmapfile_t *f = mmapfile_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (!f)
@@ -1314,7 +1340,7 @@ static int append_run(const struct append_spec *a, enum append_kind kind, uint64
 		if (close(fd) != 0)
 			return fail_errno("close", path);
 	}
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	int rc = verify_file(path, a->total, a->expect);
 	unlink(path);
 	return rc;
@@ -1429,7 +1455,7 @@ static int small_run(struct workload *w, int c, uint64_t *ns)
 {
 	unsigned char buf[4096] __attribute__((aligned(4096)));
 	uint64_t sum = 0;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = t_start();
 	for (size_t i = 0; i < sf.n; i++) {
 		const char *path = sf.paths[i];
 		if (c == 0) {
@@ -1449,7 +1475,7 @@ static int small_run(struct workload *w, int c, uint64_t *ns)
 		}
 		sum += rec_sum(buf, 4096);
 	}
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	return check_sum(w, sum);
 }
 
@@ -1492,14 +1518,14 @@ static int sync_run(struct workload *w, int c, uint64_t *ns)
 	off_t off[SYNC_REPS];
 	for (int k = 0; k < SYNC_REPS; k++)
 		off[k] = (off_t)(rng_next() % pages) * 4096;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = t_start();
 	for (int k = 0; k < SYNC_REPS; k++) {
 		if (mmapfile_writeat(f, src_hashed((uint64_t)k, salt), 4096, off[k]) != 4096)
 			return fail("mmapfile_writeat: %s", strerror(errno));
 		if (mmapfile_sync(f) != 0)
 			return fail("mmapfile_sync: %s", strerror(errno));
 	}
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	/* Check: the file is still exactly its size, the last write is there. */
 	struct stat st;
 	if (stat(sy.path[c], &st) != 0 || (size_t)st.st_size != sy.size[c])
@@ -1627,10 +1653,10 @@ static int threads_run(struct workload *w, int c, uint64_t *ns)
 			die("pthread_create: %s", strerror(rc));
 	}
 	pthread_barrier_wait(&start);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = t_start();
 	for (int t = 0; t < nt; t++)
 		pthread_join(tid[t], NULL);
-	*ns = now_ns() - t0;
+	*ns = t_stop(t0);
 	pthread_barrier_destroy(&start);
 	uint64_t sum = 0, cpu = 0;
 	for (int t = 0; t < nt; t++) {
@@ -1808,25 +1834,32 @@ static void run_workload(struct workload *w)
 		goto out;
 	}
 	progress("%s: %s, %s; %d rounds of %d contenders", w->id, w->desc, w->detail, opt.rounds, w->ncont);
-	for (int c = 0; c < w->ncont; c++)
+	for (int c = 0; c < w->ncont; c++) {
 		w->samples[c] = xmalloc((size_t)opt.rounds * sizeof(uint64_t));
+		w->cpu[c] = xmalloc((size_t)opt.rounds * sizeof(uint64_t));
+	}
 	for (int r = opt.warmup ? -1 : 0; r < opt.rounds; r++) {
 		for (int c = 0; c < w->ncont; c++) {
 			uint64_t ns = 0;
+			run_cpu = 0;
 			if (w->run(w, c, &ns) != 0) {
 				w->failed = true;
 				snprintf(w->error, sizeof w->error, "%s: %s", w->cname[c], errbuf);
 				progress("%s: FAILED: %s", w->id, w->error);
 				goto out;
 			}
-			if (r >= 0)
+			if (r >= 0) {
 				w->samples[c][r] = ns;
+				w->cpu[c][r] = run_cpu;
+			}
 		}
 		if (r >= 0)
 			w->nsamples = r + 1;
 	}
-	for (int c = 0; c < w->ncont; c++)
+	for (int c = 0; c < w->ncont; c++) {
 		w->median[c] = median(w->samples[c], w->nsamples);
+		w->cpu_median[c] = median(w->cpu[c], w->nsamples);
+	}
 	for (int k = 0; k < w->nratio; k++) {
 		struct ratio *q = &w->ratio[k];
 		q->value = (w->median[q->a] / w->units[q->a]) / (w->median[q->b] / w->units[q->b]);
@@ -2029,8 +2062,9 @@ static void print_json(void)
 		for (int c = 0; c < w->ncont; c++) {
 			fprintf(jf, "%s\n       {\"name\": ", c ? "," : "");
 			json_str(w->cname[c]);
-			fprintf(jf, ", \"units_per_run\": %.0f, \"median_ns\": %.0f, \"ns_per_unit\": %.6g",
-			       w->units[c], w->median[c], w->median[c] / w->units[c]);
+			fprintf(jf, ", \"units_per_run\": %.0f, \"median_ns\": %.0f, \"ns_per_unit\": %.6g, "
+			        "\"cpu_ns_per_unit\": %.6g",
+			       w->units[c], w->median[c], w->median[c] / w->units[c], w->cpu_median[c] / w->units[c]);
 			if (!strcmp(w->unit, "B"))
 				fprintf(jf, ", \"gb_per_s\": %.4g", w->units[c] / w->median[c]);
 			fprintf(jf, ", \"samples_ns\": [");
@@ -2088,7 +2122,7 @@ static const char *fmt_unit(const struct workload *w, int c, char *buf, size_t l
 
 static void rule(void)
 {
-	for (int i = 0; i < 128; i++)
+	for (int i = 0; i < 140; i++)
 		putchar('-');
 	putchar('\n');
 }
@@ -2123,8 +2157,8 @@ static void print_table(void)
 	printf("%d rounds (A B A B ...)%s, median per contender; spread = (slowest - fastest) / median; "
 	       "scale %g\n\n",
 	       opt.rounds, opt.warmup ? " after one warm-up round" : "", opt.scale);
-	printf("%-40s %-20s %10s %7s  %-24s %10s %9s  %s\n", "workload", "contender", "median", "spread",
-	       "per unit", "ratio", "goal", "met?");
+	printf("%-40s %-20s %10s %7s  %-24s %11s %10s %9s  %s\n", "workload", "contender", "median", "spread",
+	       "per unit", "cpu/unit", "ratio", "goal", "met?");
 	int met = 0, goals = 0;
 	for (size_t i = 0; i < NWORK; i++) {
 		struct workload *w = &workloads[i];
@@ -2160,9 +2194,14 @@ static void print_table(void)
 					snprintf(gv, sizeof gv, "-");
 				}
 			}
-			printf("%-40.40s %-20s %10s %6.0f%%  %-24s %10s %9s  %s\n", h, w->cname[c],
-			       fmt_time(w->median[c], t, sizeof t), spread(w, c), fmt_unit(w, c, u, sizeof u), rv,
-			       gv, mv);
+			char cu[32];
+			if (!strcmp(w->unit, "B"))
+				snprintf(cu, sizeof cu, "%.3f ns/B", w->cpu_median[c] / w->units[c]);
+			else
+				fmt_time(w->cpu_median[c] / w->units[c], cu, sizeof cu);
+			printf("%-40.40s %-20s %10s %6.0f%%  %-24s %11s %10s %9s  %s\n", h, w->cname[c],
+			       fmt_time(w->median[c], t, sizeof t), spread(w, c), fmt_unit(w, c, u, sizeof u), cu,
+			       rv, gv, mv);
 		}
 	}
 	rule();
