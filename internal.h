@@ -56,6 +56,10 @@ struct mmf_syscalls {
 };
 #define MMF_RING_TAG_SYNC 16
 extern MMF_HIDDEN struct mmf_syscalls mmf_sys;
+/* sys.c: the number after key ("MemAvailable") in a /proc or /sys file, or
+ * its first number (key NULL); 0 when there is none (also for "max").
+ * errno is left as it was. */
+MMF_HIDDEN uint64_t mmf_read_number(const char *path, const char *key);
 
 /* Advice that is a lasting property of the mapping, one slot per kind, kept
  * so it can be given again after the mapping grows or moves. */
@@ -395,7 +399,9 @@ MMF_HIDDEN ssize_t mmf_cursor_write(struct mmapfile *f, const void *buf, size_t 
 
 /* touch.c: whether a read of n bytes at off (n >= MMF_KERNEL_READ_MIN, the
  * size as read under map_lock) goes through pread(2) instead of the
- * mapping; records the choice.  Smaller reads always take the mapping. */
+ * mapping; records the choice.  Smaller reads always take the mapping, and
+ * so do private handles (their bytes are in the mapping alone) and
+ * hugetlbfs (a fault a huge page): mmf_readat does not ask for them. */
 #define MMF_KERNEL_READ_MIN ((size_t)64 << 10)
 MMF_HIDDEN bool mmf_read_by_kernel(struct mmapfile *f, off_t off, size_t n, off_t size);
 MMF_HIDDEN void mmf_touch_free(struct mmapfile *f);

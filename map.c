@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <fcntl.h>
@@ -174,19 +175,8 @@ static long region_budget(void)
 	long b = atomic_load_explicit(&budget, memory_order_relaxed);
 	if (b)
 		return b;
-	long max = 65530;
-	char text[32];
-	int fd = mmf_sys.open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC, 0);
-	if (fd >= 0) {
-		ssize_t n = mmf_sys.pread(fd, text, sizeof text - 1, 0);
-		if (n > 0) {
-			text[n] = 0;
-			long v = strtol(text, NULL, 10);
-			if (v > 0)
-				max = v;
-		}
-		mmf_sys.close(fd);
-	}
+	uint64_t v = mmf_read_number("/proc/sys/vm/max_map_count", NULL);
+	long max = v > 0 && v <= LONG_MAX ? (long)v : 65530;
 	b = max / 4 > MMF_REGIONS_FREE ? max / 4 : MMF_REGIONS_FREE;
 	atomic_store_explicit(&budget, b, memory_order_relaxed);
 	return b;
@@ -205,19 +195,8 @@ size_t mmf_pmd_size(void)
 	size_t v = atomic_load_explicit(&pmd, memory_order_relaxed);
 	if (v != 1)
 		return v;
-	v = 0;
-	char text[32];
-	int fd = mmf_sys.open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", O_RDONLY | O_CLOEXEC, 0);
-	if (fd >= 0) {
-		ssize_t n = mmf_sys.pread(fd, text, sizeof text - 1, 0);
-		if (n > 0) {
-			text[n] = 0;
-			unsigned long long p = strtoull(text, NULL, 10);
-			if (p > 4096 && !(p & (p - 1)) && p <= ((size_t)1 << 30))
-				v = (size_t)p;
-		}
-		mmf_sys.close(fd);
-	}
+	uint64_t p = mmf_read_number("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", NULL);
+	v = p > 4096 && !(p & (p - 1)) && p <= ((uint64_t)1 << 30) ? (size_t)p : 0;
 	atomic_store_explicit(&pmd, v, memory_order_relaxed);
 	return v;
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -220,3 +221,24 @@ struct mmf_syscalls mmf_sys = {
 	.fstatfs = fstatfs,
 	.mincore = mincore,
 };
+
+uint64_t mmf_read_number(const char *path, const char *key)
+{
+	char text[4096];
+	int saved = errno;
+	int fd = mmf_sys.open(path, O_RDONLY | O_CLOEXEC, 0);
+	ssize_t n = fd >= 0 ? mmf_sys.pread(fd, text, sizeof text - 1, 0) : -1;
+	if (fd >= 0)
+		mmf_sys.close(fd);
+	errno = saved;
+	if (n <= 0)
+		return 0;
+	text[n] = 0;
+	const char *p = key ? strstr(text, key) : text;
+	if (!p)
+		return 0;
+	p += key ? strlen(key) : 0;
+	while (*p == ' ' || *p == ':' || *p == '\t')
+		p++;
+	return *p >= '0' && *p <= '9' ? strtoull(p, NULL, 10) : 0;
+}

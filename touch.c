@@ -63,9 +63,7 @@ static struct mmf_touch *table_for(struct mmapfile *f, size_t last)
 
 bool mmf_read_by_kernel(struct mmapfile *f, off_t off, size_t n, off_t size)
 {
-	/* A private handle's bytes are in its mapping alone; hugetlbfs pages
-	 * are huge (one fault a huge page) and it has no write(2) to match. */
-	if (n < MMF_KERNEL_READ_MIN || off >= size || f->private_map || f->hugetlb || f->mapless)
+	if (off >= size)
 		return false;
 	off_t end = (off_t)n < size - off ? off + (off_t)n : size;
 	size_t first = (size_t)((uint64_t)off >> MMF_TOUCH_SHIFT);
@@ -142,28 +140,6 @@ static int in_memory(struct mmapfile *f, off_t off, size_t n)
 
 /* ---- the memory the page cache has: past it, a file does not fit ---- */
 
-/* The first number in the file at path (as text); 0 when there is none or
- * it says "max". */
-static uint64_t read_number(const char *path, const char *key)
-{
-	char text[4096];
-	int fd = mmf_sys.open(path, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	ssize_t n = mmf_sys.pread(fd, text, sizeof text - 1, 0);
-	mmf_sys.close(fd);
-	if (n <= 0)
-		return 0;
-	text[n] = 0;
-	const char *p = key ? strstr(text, key) : text;
-	if (!p)
-		return 0;
-	p += key ? strlen(key) : 0;
-	while (*p == ' ' || *p == ':')
-		p++;
-	return *p >= '0' && *p <= '9' ? strtoull(p, NULL, 10) : 0;
-}
-
 /* The smallest memory limit of the cgroup at dir + path and those above it
  * (file: memory.max in v2, memory.limit_in_bytes in v1); UINT64_MAX for none. */
 static uint64_t cgroup_limit(const char *dir, char *path, const char *file)
@@ -172,7 +148,7 @@ static uint64_t cgroup_limit(const char *dir, char *path, const char *file)
 	char p[4096];
 	for (;;) {
 		snprintf(p, sizeof p, "%s%s/%s", dir, path, file);
-		uint64_t v = read_number(p, NULL);
+		uint64_t v = mmf_read_number(p, NULL);
 		if (v && v < lim)
 			lim = v;
 		char *slash = strrchr(path, '/');
@@ -186,7 +162,8 @@ static uint64_t cgroup_limit(const char *dir, char *path, const char *file)
  * than its memory cgroup's limit (v2, or v1's memory controller). */
 static uint64_t memory_room(void)
 {
-	uint64_t room = read_number("/proc/meminfo", "MemAvailable") * 1024;
+	int saved = errno; /* a file that is not there is no error of the call's */
+	uint64_t room = mmf_read_number("/proc/meminfo", "MemAvailable") * 1024;
 	char text[4096];
 	int fd = mmf_sys.open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC, 0);
 	ssize_t n = fd >= 0 ? mmf_sys.pread(fd, text, sizeof text - 1, 0) : -1;
@@ -208,6 +185,7 @@ static uint64_t memory_room(void)
 		if (lim < room || !room)
 			room = lim;
 	}
+	errno = saved;
 	return room;
 }
 
@@ -216,7 +194,6 @@ static uint64_t memory_room(void)
 static uint64_t memory_room_now(void)
 {
 	static _Atomic uint64_t room, at;
-	int saved = errno; /* files that are not there are no error of the call's */
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	uint64_t now = (uint64_t)ts.tv_sec + 1;
@@ -224,7 +201,6 @@ static uint64_t memory_room_now(void)
 		atomic_store_explicit(&room, memory_room(), memory_order_relaxed);
 		atomic_store_explicit(&at, now, memory_order_relaxed);
 	}
-	errno = saved;
 	return atomic_load_explicit(&room, memory_order_relaxed);
 }
 

@@ -679,18 +679,26 @@ static struct {
 	size_t size;
 } s1m;
 
+/* A warm file of size bytes read in 1 MiB chunks: units are bytes, and the
+ * checksum the chunks' record sums. */
+static char *chunked_setup(struct workload *w, const char *name, size_t size)
+{
+	char *path = data_path(name);
+	make_file(path, size);
+	warm_file(path);
+	for (int c = 0; c < w->ncont; c++)
+		w->units[c] = (double)size;
+	w->expect = 0;
+	for (size_t off = 0; off < size; off += MiB)
+		w->expect += file_rec_sum(off, MiB);
+	return path;
+}
+
 static int seq1m_setup(struct workload *w)
 {
 	char h[32];
 	s1m.size = scaled(512 * MiB, 16 * MiB, MiB);
-	s1m.path = data_path("seq1m.dat");
-	make_file(s1m.path, s1m.size);
-	warm_file(s1m.path);
-	for (int c = 0; c < w->ncont; c++)
-		w->units[c] = (double)s1m.size;
-	w->expect = 0;
-	for (size_t off = 0; off < s1m.size; off += MiB)
-		w->expect += file_rec_sum(off, MiB);
+	s1m.path = chunked_setup(w, "seq1m.dat", s1m.size);
 	snprintf(w->detail, sizeof w->detail, "%s file, %zu chunks", human(s1m.size, h, sizeof h),
 	         s1m.size / MiB);
 	return 0;
@@ -760,14 +768,7 @@ static int reread_setup(struct workload *w)
 {
 	char h[32];
 	rr.size = scaled(256 * MiB, 16 * MiB, MiB);
-	rr.path = data_path("reread.dat");
-	make_file(rr.path, rr.size);
-	warm_file(rr.path);
-	for (int c = 0; c < w->ncont; c++)
-		w->units[c] = (double)rr.size;
-	w->expect = 0;
-	for (size_t off = 0; off < rr.size; off += MiB)
-		w->expect += file_rec_sum(off, MiB);
+	rr.path = chunked_setup(w, "reread.dat", rr.size);
 	snprintf(w->detail, sizeof w->detail, "%s file, read twice untimed first", human(rr.size, h, sizeof h));
 	return 0;
 }
