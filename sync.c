@@ -18,9 +18,18 @@ static int flush_mapped(struct mmapfile *f, off_t off, off_t len)
 	return rc;
 }
 
-/* After each write of an O_SYNC / O_DSYNC handle. */
+/* After each write of an O_SYNC / O_DSYNC handle.  The file's length is
+ * learned first, as sync and close learn it before they flush: writeback
+ * zeroes a page's bytes past the file's end, so bytes this write left past
+ * a cut it could not see must be written again before msync, or they are
+ * gone without a trace (DESIGN.md, "Faults"). */
 int mmf_sync_write(struct mmapfile *f, off_t off, size_t len)
 {
+	/* Best effort: where the length cannot be had, the write is as it
+	 * was; a loss found on the way is kept for sync and close (f->lost). */
+	int saved = errno;
+	mmf_refresh(f);
+	errno = saved;
 	if (flush_mapped(f, off, (off_t)len) != 0)
 		return -1;
 	return mmf_flush_durable(f);

@@ -212,6 +212,45 @@ START_TEST(test_read_to_end_after_cut_in_page)
 }
 END_TEST
 
+/* An O_SYNC / O_DSYNC write lands in the page a cut by another process left
+ * mapped, past the file's new end: the msync after it would zero those
+ * bytes (writeback zeroes a page past the end), so the handle learns the
+ * cut first and the file is what write(2) would have made.  The fuzzer's
+ * finding, spelled out.  _i: O_SYNC, O_DSYNC. */
+START_TEST(test_sync_write_after_cut_in_page)
+{
+	const char *p = tu_path("f"), *q = tu_path("twin");
+	mmapfile_t *f = mmapfile_open(p, O_WRONLY | O_CREAT | O_TRUNC | (_i ? O_DSYNC : O_SYNC), 0644);
+	ck_assert_ptr_nonnull(f);
+	int fd = open(q, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	unsigned char *data = tu_random_bytes(20480, 31);
+	ck_assert_int_eq(mmapfile_write(f, data, 20480), 20480);
+	ck_assert_int_eq(write(fd, data, 20480), 20480);
+	ck_assert_int_eq(mmapfile_seek(f, 8192, SEEK_SET), 8192);
+	ck_assert_int_eq(lseek(fd, 8192, SEEK_SET), 8192);
+	/* Cut to 4096, grown to 8192, and 3 bytes appended, by others. */
+	tu_truncate_by_other(p, 4096);
+	tu_truncate_by_other(p, 8192);
+	append_in_child(p, "xyz");
+	ck_assert_int_eq(ftruncate(fd, 4096), 0);
+	ck_assert_int_eq(ftruncate(fd, 8192), 0);
+	ck_assert_int_eq(pwrite(fd, "xyz", 3, 8192), 3);
+	ck_assert_int_eq(mmapfile_write(f, "0123456789", 10), 10);
+	ck_assert_int_eq(write(fd, "0123456789", 10), 10);
+	ck_assert_int_eq(tu_file_size(p), 8202); /* durable when the write returned */
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	close(fd);
+	size_t na, nb;
+	unsigned char *a = tu_read_file(p, &na), *b = tu_read_file(q, &nb);
+	ck_assert_uint_eq(na, nb);
+	ck_assert_mem_eq(a, b, na);
+	free(a);
+	free(b);
+	free(data);
+}
+END_TEST
+
 /* Another process appends while this handle has no reserve (after a sync):
  * an O_APPEND write lands after what it appended, as write(2) would. */
 START_TEST(test_append_after_foreign_append)
@@ -470,6 +509,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_close_after_shrink_keeps_it, 0, 2);
 	tcase_add_loop_test(tc, test_shrink_within_last_page, 0, 2);
 	tcase_add_loop_test(tc, test_read_to_end_after_cut_in_page, 0, 4);
+	tcase_add_loop_test(tc, test_sync_write_after_cut_in_page, 0, 2);
 	tcase_add_test(tc, test_append_after_foreign_append);
 	tcase_add_loop_test(tc, test_close_keeps_foreign_append, 0, 2);
 	tcase_add_test(tc, test_churn);
