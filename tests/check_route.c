@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,13 +246,60 @@ static void random_reads(mmapfile_t *f, int fd, size_t size, int n, uint64_t *se
 	}
 }
 
-/* The library reads this instead of /proc/meminfo. */
-static char meminfo[4200];
+/* The library reads these instead of /proc/meminfo, /proc/self/cgroup and
+ * the tree under /sys/fs/cgroup (fake_sys + the path). */
+static char meminfo[4200], cgroups[4200], fake_sys[4200];
 static int (*real_open)(const char *, int, mode_t);
 
-static int open_meminfo(const char *path, int flags, mode_t mode)
+static int open_fake(const char *path, int flags, mode_t mode)
 {
-	return real_open(strcmp(path, "/proc/meminfo") ? path : meminfo, flags, mode);
+	char p[8400];
+	if (!strcmp(path, "/proc/meminfo"))
+		return real_open(meminfo, flags, mode);
+	if (!strcmp(path, "/proc/self/cgroup") && cgroups[0])
+		return real_open(cgroups, flags, mode);
+	if (!strncmp(path, "/sys/fs/cgroup/", 15) && fake_sys[0]) {
+		snprintf(p, sizeof p, "%s%s", fake_sys, path);
+		return real_open(p, flags, mode);
+	}
+	return real_open(path, flags, mode);
+}
+
+/* Show the library a machine of avail_kb available memory. */
+static void fake_meminfo(unsigned long avail_kb)
+{
+	char text[256];
+	int n = snprintf(text, sizeof text, "MemTotal:       %lu kB\nMemFree:        %lu kB\nMemAvailable:   %lu kB\n",
+	                 4 * avail_kb, avail_kb, avail_kb);
+	snprintf(meminfo, sizeof meminfo, "%s", tu_path("meminfo"));
+	tu_write_file(meminfo, text, (size_t)n);
+	real_open = mmf_sys.open;
+	mmf_sys.open = open_fake;
+}
+
+/* Show the library this process in the cgroups of text (what
+ * /proc/self/cgroup says), with the files of files (name, contents, ...,
+ * NULL) under the fake /sys/fs/cgroup, each name relative to it. */
+static void fake_cgroups(const char *text, ...)
+{
+	snprintf(cgroups, sizeof cgroups, "%s", tu_path("cgroup"));
+	tu_write_file(cgroups, text, strlen(text));
+	snprintf(fake_sys, sizeof fake_sys, "%s", tu_path("sys"));
+	ck_assert_msg(mkdir(fake_sys, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", fake_sys, strerror(errno));
+	va_list ap;
+	va_start(ap, text);
+	for (const char *name; (name = va_arg(ap, const char *));) {
+		const char *body = va_arg(ap, const char *);
+		char p[8400];
+		snprintf(p, sizeof p, "%s/sys/fs/cgroup/%s", fake_sys, name);
+		for (char *slash = strchr(p + strlen(fake_sys) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+			*slash = 0;
+			ck_assert_msg(mkdir(p, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", p, strerror(errno));
+			*slash = '/';
+		}
+		tu_write_file(p, body, strlen(body));
+	}
+	va_end(ap);
 }
 
 /* A file of size bytes written and dropped from the page cache; false (and
@@ -280,11 +328,7 @@ START_TEST(test_random_past_memory)
 {
 	const char *p = tu_path("r");
 	const size_t size = 32 * MiB;
-	snprintf(meminfo, sizeof meminfo, "%s", tu_path("meminfo"));
-	const char text[] = "MemTotal:       65536 kB\nMemFree:        16384 kB\nMemAvailable:   16384 kB\n";
-	tu_write_file(meminfo, text, sizeof text - 1);
-	real_open = mmf_sys.open;
-	mmf_sys.open = open_meminfo;
+	fake_meminfo(16384);
 	if (!cold_file(p, size))
 		return;
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
@@ -337,6 +381,66 @@ START_TEST(test_random_cold_fits)
 }
 END_TEST
 
+/* A cold file, read at random in 64 places: whether the handle took it for
+ * one past memory (RANDOM advice and nothing mapped) or not. */
+static bool taken_past_memory(const char *name)
+{
+	const char *p = tu_path(name);
+	const size_t size = 32 * MiB;
+	if (!cold_file(p, size))
+		return false;
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	mmapfile_t *f = mmapfile_open(p, O_RDONLY, 0);
+	ck_assert_ptr_nonnull(f);
+	const char *base = base_of(f);
+	uint64_t seed = 29;
+	random_reads(f, fd, size, 64, &seed);
+	bool rr = vma_flag(base, "rr");
+	long kb = mapped_kb(base, size);
+	ck_assert_msg(rr == (kb == 0), "RANDOM advice %s, yet %ld KiB mapped", rr ? "given" : "not given", kb);
+	ck_assert_int_eq(mmapfile_close(f), 0);
+	close(fd);
+	return rr;
+}
+
+/* Plenty of memory, but a cgroup v2 ancestor's memory.max of 16 MiB: the
+ * smallest limit up the tree counts, "max" none. */
+START_TEST(test_cgroup_v2_limit)
+{
+	fake_meminfo(64ul << 20);
+	fake_cgroups("0::/app/job\n", "app/memory.max", "16777216\n", "app/job/memory.max", "max\n", NULL);
+	ck_assert_msg(taken_past_memory("v2"), "a 32 MiB file in a cgroup v2 of 16 MiB: not taken as past memory");
+}
+END_TEST
+
+/* cgroup v1: the memory controller's line (among others), its
+ * memory.limit_in_bytes up the tree, the unlimited value at the leaf. */
+START_TEST(test_cgroup_v1_limit)
+{
+	fake_meminfo(64ul << 20);
+	fake_cgroups("12:cpu,cpuacct:/other\n11:memory:/app/job\n0::/\n",
+	             "memory/app/memory.limit_in_bytes", "16777216\n",
+	             "memory/app/job/memory.limit_in_bytes", "9223372036854771712\n",
+	             "cpu,cpuacct/other/memory.limit_in_bytes", "4096\n", NULL);
+	ck_assert_msg(taken_past_memory("v1"), "a 32 MiB file in a cgroup v1 of 16 MiB: not taken as past memory");
+}
+END_TEST
+
+/* The control: the same trees with no limit, or limits the file fits in
+ * twice (v2 "max", v1's unlimited value, another controller's small file):
+ * the file fits, so the handle stays on the mapping. */
+START_TEST(test_cgroup_no_limit)
+{
+	fake_meminfo(64ul << 20);
+	fake_cgroups("12:cpu,cpuacct:/other\n11:memory:/app/job\n0::/app/job\n",
+	             "app/memory.max", "max\n", "app/job/memory.max", "1073741824\n",
+	             "memory/app/job/memory.limit_in_bytes", "9223372036854771712\n",
+	             "cpu,cpuacct/other/memory.limit_in_bytes", "4096\n", NULL);
+	ck_assert_msg(!taken_past_memory("none"), "a 32 MiB file with 1 GiB of cgroup room: taken as past memory");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("route");
@@ -348,6 +452,9 @@ int main(void)
 	tcase_add_test(tc, test_private);
 	tcase_add_test(tc, test_random_past_memory);
 	tcase_add_test(tc, test_random_cold_fits);
+	tcase_add_test(tc, test_cgroup_v2_limit);
+	tcase_add_test(tc, test_cgroup_v1_limit);
+	tcase_add_test(tc, test_cgroup_no_limit);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
